@@ -1,0 +1,66 @@
+"""Reading guardkit dataset folders (local or on the Hub) together with the policies they were made from.
+
+A guardkit dataset folder holds:
+  data/{train,validation,test}-00000-of-00001.parquet       config "default": rows per (policy, text)
+  multitask/{train,validation,test}-00000-of-00001.parquet  config "multitask": the instruction-conditioned
+                                                            set, cross-policy negatives included
+  policies/<id>.yaml                                        the exact policies the rows refer to
+  README.md (card with `configs`), generation.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import DatasetDict, load_dataset
+
+from guardkit.errors import GuardkitError
+from guardkit.policies import Policy, load_policy_files, shipped_policies
+
+SPLITS = ("train", "validation", "test")
+CONFIG_DIRS = {"default": "data", "multitask": "multitask"}
+
+
+def split_file(folder: str | Path, split: str, config: str = "default") -> Path:
+    return Path(folder) / CONFIG_DIRS[config] / f"{split}-00000-of-00001.parquet"
+
+
+def _policy_folder(source: str, revision: str | None) -> Path | None:
+    local = Path(source)
+    if local.is_dir():
+        return local / "policies"
+    from huggingface_hub import snapshot_download
+
+    snapshot = snapshot_download(source, repo_type="dataset", revision=revision, allow_patterns=["policies/*.yaml"])
+    return Path(snapshot) / "policies"
+
+
+def load_guard_dataset(
+    source: str | Path, config: str = "default", revision: str | None = None
+) -> tuple[DatasetDict, dict[str, Policy]]:
+    """The splits of a guardkit dataset (folder or Hub id) and the policies its `policy` column names.
+
+    Policies come from the dataset's own `policies/` folder; ids it lacks fall back to the shipped library.
+    """
+    source = str(source)
+    if config not in CONFIG_DIRS:
+        raise GuardkitError(f"unknown dataset config '{config}'; choose one of {', '.join(CONFIG_DIRS)}")
+    local = Path(source)
+    if local.is_dir():
+        if not split_file(local, "train", config).exists():
+            raise GuardkitError(
+                f"{local} has no {CONFIG_DIRS[config]}/train-00000-of-00001.parquet; "
+                "is it a folder written by `guardkit generate`?"
+            )
+        files = {split: str(split_file(local, split, config)) for split in SPLITS if split_file(local, split, config).exists()}
+        splits = load_dataset("parquet", data_files=files)
+    else:
+        splits = load_dataset(source, name=config, revision=revision)
+    policies = dict(shipped_policies())
+    folder = _policy_folder(source, revision)
+    if folder is not None and folder.is_dir():
+        policies.update({policy.id: policy for policy in load_policy_files(sorted(folder.glob("*.yaml")))})
+    missing = sorted(set().union(*(set(split["policy"]) for split in splits.values())) - set(policies) - {""})
+    if missing:
+        raise GuardkitError(f"{source}: rows name policies that are neither in its policies/ folder nor shipped: {', '.join(missing)}")
+    return splits, policies

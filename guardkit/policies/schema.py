@@ -1,0 +1,95 @@
+"""The policy model: a guardrail policy written in plain language, loaded from YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from guardkit.errors import GuardkitError
+
+
+class PolicyError(GuardkitError):
+    """A policy file that cannot be used; the message names the file and the field."""
+
+
+class PolicyExamples(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    safe: list[str] = Field(min_length=1)
+    unsafe: list[str] = Field(min_length=1)
+
+
+def _non_empty_texts(values: list[str]) -> list[str]:
+    cleaned = [value.strip() if isinstance(value, str) else value for value in values]
+    if any(not value for value in cleaned):
+        raise ValueError("contains an empty entry")
+    return cleaned
+
+
+class Policy(BaseModel):
+    """One guardrail policy: what a guard must flag (disallowed) and what it must let through (allowed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    allowed: list[str] = Field(min_length=1)
+    disallowed: list[str] = Field(min_length=1)
+    examples: PolicyExamples
+    hard_negatives: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    version: str = "1"
+
+    @field_validator("allowed", "disallowed", "hard_negatives")
+    @classmethod
+    def _strip(cls, values: list[str]) -> list[str]:
+        return _non_empty_texts(values)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, (int, float)) else value
+
+    def instruction(self) -> str:
+        """The canonical instruction that instruction-conditioned guards read beside the text.
+
+        Kept short on purpose: pair models pay for every instruction token on every check.
+        """
+        unsafe = "; ".join(item.rstrip(".") for item in self.disallowed)
+        safe = "; ".join(item.rstrip(".") for item in self.allowed)
+        return f"{self.name}: {self.description.strip()} Unsafe: {unsafe}. Safe: {safe}."
+
+    def all_examples(self) -> list[tuple[str, str]]:
+        """(text, label) pairs of every example in the policy, hard negatives labelled safe."""
+        pairs = [(text, "safe") for text in self.examples.safe]
+        pairs += [(text, "safe") for text in self.hard_negatives]
+        pairs += [(text, "unsafe") for text in self.examples.unsafe]
+        return pairs
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(), sort_keys=False, allow_unicode=True, width=100)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Policy":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PolicyError(f"{path}: no such policy file") from None
+        except yaml.YAMLError as error:
+            raise PolicyError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str = "<policy>") -> "Policy":
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{source}: a policy file must be a YAML mapping with id, name, description, ...")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "<root>"
+            raise PolicyError(f"{source}: field '{field}': {first['msg']}") from None
