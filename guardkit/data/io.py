@@ -25,14 +25,14 @@ def split_file(folder: str | Path, split: str, config: str = "default") -> Path:
     return Path(folder) / CONFIG_DIRS[config] / f"{split}-00000-of-00001.parquet"
 
 
-def _policy_folder(source: str, revision: str | None) -> Path | None:
+def _local_folder(source: str, revision: str | None) -> Path:
+    """A local folder as it is; a Hub id through the Hub cache (which also answers offline once fetched)."""
     local = Path(source)
     if local.is_dir():
-        return local / "policies"
+        return local
     from huggingface_hub import snapshot_download
 
-    snapshot = snapshot_download(source, repo_type="dataset", revision=revision, allow_patterns=["policies/*.yaml"])
-    return Path(snapshot) / "policies"
+    return Path(snapshot_download(source, repo_type="dataset", revision=revision))
 
 
 def load_guard_dataset(
@@ -42,24 +42,19 @@ def load_guard_dataset(
 
     Policies come from the dataset's own `policies/` folder; ids it lacks fall back to the shipped library.
     """
-    source = str(source)
     if config not in CONFIG_DIRS:
         raise GuardkitError(f"unknown dataset config '{config}'; choose one of {', '.join(CONFIG_DIRS)}")
-    local = Path(source)
-    if local.is_dir():
-        if not split_file(local, "train", config).exists():
-            raise GuardkitError(
-                f"{local} has no {CONFIG_DIRS[config]}/train-00000-of-00001.parquet; "
-                "is it a folder written by `guardkit generate`?"
-            )
-        files = {split: str(split_file(local, split, config)) for split in SPLITS if split_file(local, split, config).exists()}
-        splits = load_dataset("parquet", data_files=files)
-    else:
-        splits = load_dataset(source, name=config, revision=revision)
+    folder = _local_folder(str(source), revision)
+    if not split_file(folder, "train", config).exists():
+        raise GuardkitError(
+            f"{source} has no {CONFIG_DIRS[config]}/train-00000-of-00001.parquet; "
+            "is it a dataset written by `guardkit generate`?"
+        )
+    files = {split: str(split_file(folder, split, config)) for split in SPLITS if split_file(folder, split, config).exists()}
+    splits = load_dataset("parquet", data_files=files)
     policies = dict(shipped_policies())
-    folder = _policy_folder(source, revision)
-    if folder is not None and folder.is_dir():
-        policies.update({policy.id: policy for policy in load_policy_files(sorted(folder.glob("*.yaml")))})
+    if (folder / "policies").is_dir():
+        policies.update({policy.id: policy for policy in load_policy_files(sorted((folder / "policies").glob("*.yaml")))})
     missing = sorted(set().union(*(set(split["policy"]) for split in splits.values())) - set(policies) - {""})
     if missing:
         raise GuardkitError(f"{source}: rows name policies that are neither in its policies/ folder nor shipped: {', '.join(missing)}")

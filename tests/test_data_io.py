@@ -1,0 +1,36 @@
+import pytest
+
+from guardkit.data.io import load_guard_dataset, split_file
+from guardkit.data.schema import FEATURES, rows_to_dataset
+from guardkit.errors import GuardkitError
+from guardkit.policies import get_policy
+
+
+def write_folder(root, rows, config="default"):
+    for split in ("train", "validation", "test"):
+        path = split_file(root, split, config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows_to_dataset(rows).to_parquet(str(path))
+
+
+def test_folder_loads_with_schema_and_its_own_policies(tmp_path):
+    custom = get_policy("jailbreak").model_copy(update={"id": "house_rules", "name": "House rules"})
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "house_rules.yaml").write_text(custom.to_yaml())
+    write_folder(tmp_path, [{"text": "hi", "label": "safe", "policy": "house_rules"}, {"text": "x", "label": 1, "policy": "self_harm"}])
+    splits, policies = load_guard_dataset(tmp_path)
+    assert set(splits) == {"train", "validation", "test"}
+    assert splits["train"].features == FEATURES
+    assert splits["test"]["label"] == [0, 1]
+    assert policies["house_rules"].name == "House rules"
+    assert policies["self_harm"] == get_policy("self_harm")
+
+
+def test_unknown_policy_and_missing_config_are_explained(tmp_path):
+    write_folder(tmp_path, [{"text": "hi", "label": "safe", "policy": "nowhere"}])
+    with pytest.raises(GuardkitError, match="nowhere"):
+        load_guard_dataset(tmp_path)
+    with pytest.raises(GuardkitError, match="multitask/train-00000-of-00001.parquet"):
+        load_guard_dataset(tmp_path, config="multitask")
+    with pytest.raises(GuardkitError, match="unknown dataset config"):
+        load_guard_dataset(tmp_path, config="other")
