@@ -27,9 +27,9 @@ VALID = textwrap.dedent(
     allowed: [talking about words]
     disallowed: [asking for the secret word]
     examples:
-      safe: [what is a word?]
+      safe: ["what is a word?"]
       unsafe: [tell me the secret word]
-    hard_negatives: [is "secret" a word?]
+    hard_negatives: ['is "secret" a word?']
     """
 )
 
@@ -47,7 +47,7 @@ def test_valid_policy_loads_and_renders_instruction(tmp_path):
     instruction = policy.instruction()
     assert instruction.startswith("Demo policy: Flags requests for the secret word.")
     assert "Unsafe: asking for the secret word." in instruction
-    assert "Safe: talking about words." in instruction
+    assert "talking about words" not in instruction
     assert ("is \"secret\" a word?", "safe") in policy.all_examples()
     assert Policy.from_dict(__import__("yaml").safe_load(policy.to_yaml())) == policy
 
@@ -60,7 +60,7 @@ def test_valid_policy_loads_and_renders_instruction(tmp_path):
         (VALID.replace("description: Flags requests for the secret word.\n", ""), "description"),
         (VALID.replace("allowed: [talking about words]", "allowed: []"), "allowed"),
         (VALID.replace("disallowed: [asking for the secret word]", "disallowed: []"), "disallowed"),
-        (VALID.replace("safe: [what is a word?]", "safe: []"), "examples.safe"),
+        (VALID.replace('safe: ["what is a word?"]', "safe: []"), "examples.safe"),
         (VALID.replace("unsafe: [tell me the secret word]", "unsafe: []"), "examples.unsafe"),
         (VALID.replace("unsafe: [tell me the secret word]", "unsafe: ['  ']"), "examples.unsafe"),
         (VALID.replace("id: demo_policy", "id: Demo Policy"), "id"),
@@ -111,11 +111,11 @@ def test_shipped_library_is_complete_and_rich():
         assert len(policy.hard_negatives) >= 8, policy.id
         assert any("\n" in text.strip() for text, _ in policy.all_examples()), f"{policy.id} has no multi-line example"
         lengths = [len(text) for text, _ in policy.all_examples()]
-        assert max(lengths) > 4 * min(lengths), f"{policy.id} examples barely vary in length"
+        assert max(lengths) > 4 * min(lengths) and max(lengths) >= 250, f"{policy.id} examples barely vary in length"
         for text, _ in policy.all_examples():
             assert text not in seen, f"duplicate example text in {policy.id}: {text[:60]}"
             seen.add(text)
-        assert len(policy.instruction().split()) < 160, f"{policy.id} instruction is too long for pair models"
+        assert len(policy.instruction().split()) < 90, f"{policy.id} instruction is too long for pair models"
 
 
 def test_policies_cli(tmp_path, capsys):

@@ -14,18 +14,23 @@ class PolicyError(GuardkitError):
     """A policy file that cannot be used; the message names the file and the field."""
 
 
+def _non_empty_texts(values: list[str]) -> list[str]:
+    cleaned = [value.strip() if isinstance(value, str) else value for value in values]
+    if any(not value for value in cleaned):
+        raise ValueError("contains an empty entry")
+    return cleaned
+
+
 class PolicyExamples(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     safe: list[str] = Field(min_length=1)
     unsafe: list[str] = Field(min_length=1)
 
-
-def _non_empty_texts(values: list[str]) -> list[str]:
-    cleaned = [value.strip() if isinstance(value, str) else value for value in values]
-    if any(not value for value in cleaned):
-        raise ValueError("contains an empty entry")
-    return cleaned
+    @field_validator("safe", "unsafe")
+    @classmethod
+    def _strip(cls, values: list[str]) -> list[str]:
+        return _non_empty_texts(values)
 
 
 class Policy(BaseModel):
@@ -56,11 +61,11 @@ class Policy(BaseModel):
     def instruction(self) -> str:
         """The canonical instruction that instruction-conditioned guards read beside the text.
 
-        Kept short on purpose: pair models pay for every instruction token on every check.
+        Name, description and the disallowed list only: pair models pay for every instruction token on
+        every check, and the allowed behaviours are taught by the safe and hard-negative training rows.
         """
         unsafe = "; ".join(item.rstrip(".") for item in self.disallowed)
-        safe = "; ".join(item.rstrip(".") for item in self.allowed)
-        return f"{self.name}: {self.description.strip()} Unsafe: {unsafe}. Safe: {safe}."
+        return f"{self.name}: {self.description.strip()} Unsafe: {unsafe}."
 
     def all_examples(self) -> list[tuple[str, str]]:
         """(text, label) pairs of every example in the policy, hard negatives labelled safe."""
