@@ -1,0 +1,570 @@
+"""Guard folders and the inference API: `save_guard` writes them, `Guard.from_pretrained` reads them.
+
+A guard folder is a transformers `AutoModelForSequenceClassification` folder (safetensors weights,
+`id2label {0: safe, 1: unsafe}`, tokenizer) plus `guardkit.json`, `policies/<id>.yaml`, the recipe that
+made it (`training.yaml` or `merge.yaml`) and `README.md`. Score = softmax(logits)[1] = P(unsafe); the
+verdict is unsafe when score >= the calibrated threshold stored in `guardkit.json`.
+
+A JudgeGuard folder (kind "judge") is an `AutoModelForCausalLM` folder with the same `guardkit.json`;
+it is scored by `guardkit.llm_judge.LLMJudge`, which `Guard` uses for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guardkit import __version__
+from guardkit.data.schema import ID2LABEL, LABEL2ID
+from guardkit.errors import GuardkitError
+from guardkit.policies import Policy, PolicyError, load_policies, load_policy_files, shipped_policies
+
+MANIFEST_FILE = "guardkit.json"
+FORMAT_VERSION = 1
+KINDS = ("task", "multitask", "uniguard", "judge")
+INPUT_FORMATS = ("text", "instruction_pair", "judge_prompt")
+DEFAULT_INPUT_FORMAT = {"task": "text", "multitask": "instruction_pair", "uniguard": "instruction_pair", "judge": "judge_prompt"}
+# A pair guard needs room for the text beside its instruction; fewer tokens than this per window
+# would make the sliding window crawl through long texts a few words at a time.
+MIN_TEXT_TOKENS = 16
+UNSAFE = LABEL2ID["unsafe"]
+
+
+class GuardError(GuardkitError):
+    """A guard folder that cannot be read or an input a guard cannot score; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one text under one policy."""
+
+    text_index: int
+    policy: str
+    label: str  # "safe" or "unsafe"
+    score: float  # P(unsafe)
+    threshold: float
+
+    @property
+    def unsafe(self) -> bool:
+        return self.label == "unsafe"
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A training dataset as the card and the manifest name it: Hub id (or local folder) and revision."""
+
+    id: str
+    revision: str | None = None
+
+
+@dataclass
+class GuardManifest:
+    """The content of `guardkit.json`."""
+
+    kind: str
+    input_format: str
+    policies: dict[str, str]  # id -> the exact instruction the guard reads for it
+    threshold: float
+    max_length: int
+    base_model: str
+    datasets: list[DatasetRef] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+    guardkit_version: str = __version__
+
+    def validate(self, source: str) -> None:
+        if self.kind not in KINDS:
+            raise GuardError(f"{source}: unknown guard kind '{self.kind}' (expected one of {', '.join(KINDS)})")
+        if self.input_format not in INPUT_FORMATS:
+            raise GuardError(f"{source}: unknown input_format '{self.input_format}' (expected one of {', '.join(INPUT_FORMATS)})")
+        if not self.policies:
+            raise GuardError(f"{source}: a guard needs at least one policy")
+        if self.input_format == "text" and len(self.policies) != 1:
+            raise GuardError(f"{source}: a plain-text guard guards exactly one policy, got {len(self.policies)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise GuardError(f"{source}: threshold must lie in [0, 1], got {self.threshold}")
+        if self.max_length < 8:
+            raise GuardError(f"{source}: max_length {self.max_length} is too small to score any text")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "guardkit_version": self.guardkit_version,
+            "kind": self.kind,
+            "input_format": self.input_format,
+            "policies": dict(self.policies),
+            "threshold": float(self.threshold),
+            "max_length": int(self.max_length),
+            "base_model": self.base_model,
+            "datasets": [dataclasses.asdict(ref) for ref in self.datasets],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str) -> "GuardManifest":
+        version = raw.get("format_version")
+        if version != FORMAT_VERSION:
+            raise GuardError(
+                f"{source}: guardkit.json format_version {version!r} is not {FORMAT_VERSION}; "
+                "upgrade guardkit or re-save the guard with this version"
+            )
+        try:
+            manifest = cls(
+                kind=raw["kind"],
+                input_format=raw["input_format"],
+                policies=dict(raw["policies"]),
+                threshold=float(raw["threshold"]),
+                max_length=int(raw["max_length"]),
+                base_model=str(raw["base_model"]),
+                datasets=[DatasetRef(id=ref["id"], revision=ref.get("revision")) for ref in raw.get("datasets", [])],
+                guardkit_version=str(raw.get("guardkit_version", "")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise GuardError(f"{source}: guardkit.json is missing or has a bad field ({error!r})") from None
+        manifest.validate(source)
+        return manifest
+
+
+def model_length_limit(model_config, tokenizer) -> int:
+    """The longest input (special tokens included) the model accepts."""
+    limits = []
+    if 0 < (tokenizer.model_max_length or 0) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style models number positions from padding_idx + 1, so two slots are never usable.
+        offset = model_config.pad_token_id + 1 if model_config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+        limits.append(int(positions) - offset)
+    if not limits:
+        raise GuardError(f"cannot tell the input limit of model type '{model_config.model_type}'; set tokenizer.model_max_length")
+    return min(limits)
+
+
+def save_guard(
+    output_dir: str | Path,
+    model,
+    tokenizer,
+    *,
+    kind: str,
+    policies: Sequence[Policy],
+    threshold: float,
+    max_length: int,
+    base_model: str,
+    card,
+    datasets: Sequence[DatasetRef] = (),
+    recipe: Any = None,
+    recipe_file: str = "training.yaml",
+    input_format: str | None = None,
+) -> Path:
+    """Write a complete guard folder; the only writer of guard folders.
+
+    model / tokenizer: a transformers model and its tokenizer (a sequence classifier, or a causal LM
+    for kind "judge"). policies: the policies it guards; their `instruction()` is stored as the input
+    the guard reads. threshold: the calibrated decision threshold on P(unsafe). max_length: the input
+    length the guard was trained at (longer inputs get a sliding window). base_model: Hub id of the
+    model it was fine-tuned from. card: a `huggingface_hub.ModelCard` (see `guardkit.train.card`).
+    recipe: the config dataclass (or mapping) that produced it, saved as `recipe_file`
+    ("training.yaml" or "merge.yaml"). input_format: defaults by kind (task: text; multitask and
+    uniguard: instruction_pair; judge: judge_prompt).
+    """
+    import yaml
+
+    output = Path(output_dir)
+    manifest = GuardManifest(
+        kind=kind,
+        input_format=input_format or DEFAULT_INPUT_FORMAT.get(kind, ""),
+        policies={policy.id: policy.instruction() for policy in policies},
+        threshold=float(threshold),
+        max_length=int(max_length),
+        base_model=base_model,
+        datasets=list(datasets),
+    )
+    manifest.validate(str(output))
+    if kind != "judge":
+        model.config.id2label = dict(ID2LABEL)
+        model.config.label2id = dict(LABEL2ID)
+    output.mkdir(parents=True, exist_ok=True)
+    # A stale manifest must not vouch for half-written weights: it goes first and comes back last.
+    (output / MANIFEST_FILE).unlink(missing_ok=True)
+    model.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
+    policy_dir = output / "policies"
+    policy_dir.mkdir(exist_ok=True)
+    for stale in policy_dir.glob("*.yaml"):
+        stale.unlink()
+    for policy in policies:
+        (policy_dir / f"{policy.id}.yaml").write_text(policy.to_yaml(), encoding="utf-8")
+    if recipe is not None:
+        values = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) else dict(recipe)
+        (output / recipe_file).write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    card.save(output / "README.md")
+    (output / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return output
+
+
+def _local_folder(path_or_hub_id: str | Path, revision: str | None) -> Path:
+    local = Path(path_or_hub_id)
+    if local.is_dir():
+        return local
+    if local.exists() or str(path_or_hub_id).startswith((".", "/", "~")):
+        raise GuardError(f"{path_or_hub_id}: no such guard folder")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(str(path_or_hub_id), revision=revision))
+    except LocalEntryNotFoundError:
+        raise GuardError(
+            f"{path_or_hub_id}: not a local folder and not in the Hub cache while offline; "
+            f"download it first with `guardkit pull {path_or_hub_id}`"
+        ) from None
+    except HfHubHTTPError as error:
+        raise GuardError(f"{path_or_hub_id}: cannot download from the Hub ({error})") from None
+
+
+def read_manifest(folder: str | Path) -> GuardManifest:
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise GuardError(
+            f"{folder} has no {MANIFEST_FILE}: it is not a guard folder (or its training did not finish); "
+            "train one with `guardkit train task|multitask`"
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise GuardError(f"{path}: not valid JSON ({error})") from None
+    return GuardManifest.from_dict(raw, str(path))
+
+
+def _validate_texts(texts: str | Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence):
+        raise GuardError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    if not texts:
+        raise GuardError("no texts given: pass at least one non-empty string")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise GuardError(f"text {index} is a {type(text).__name__}, not a string; pass str values only")
+        if not text.strip():
+            raise GuardError(f"text {index} is empty or only whitespace; there is nothing to score")
+    return texts
+
+
+class Guard:
+    """A trained guard: scores texts for P(unsafe) under its policies and decides with its threshold.
+
+    Usually made by `Guard.from_pretrained`; trainers and the merge search build one around a model in
+    memory (`Guard(model, tokenizer, manifest)`) to score it exactly as it will be scored once saved.
+    For kind "judge", `model` is a `guardkit.llm_judge.LLMJudge` and `tokenizer` is None.
+    """
+
+    def __init__(self, model, tokenizer, manifest: GuardManifest, policies: Mapping[str, Policy] | None = None):
+        manifest.validate("guard")
+        self.manifest = manifest
+        self.policies = dict(policies or {})
+        self.model = model
+        self.tokenizer = tokenizer
+        if manifest.kind == "judge":
+            return
+        if tokenizer.pad_token_id is None:
+            raise GuardError("the guard's tokenizer has no padding token; set one (tokenizer.pad_token) before saving the guard")
+        # Dropout off: a model handed over straight from training is still in train mode.
+        model.eval()
+        self.device = next(model.parameters()).device
+        self.max_length = min(manifest.max_length, model_length_limit(model.config, tokenizer))
+        self._input_names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in tokenizer.model_input_names]
+        self._layout = SpecialTokenLayout(tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, revision: str | None = None, device: str | None = None) -> "Guard":
+        """Load a guard from a folder written by `save_guard` or from a Hub model repo."""
+        import torch
+
+        folder = _local_folder(path_or_hub_id, revision)
+        manifest = read_manifest(folder)
+        policy_dir = folder / "policies"
+        files = sorted(policy_dir.glob("*.yaml")) if policy_dir.is_dir() else []
+        try:
+            policies = {policy.id: policy for policy in load_policy_files(files)}
+        except PolicyError as error:
+            raise GuardError(f"{folder}: {error}") from None
+        library = shipped_policies()
+        for policy_id in manifest.policies:
+            if policy_id not in policies and policy_id in library:
+                policies[policy_id] = library[policy_id]
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if manifest.kind == "judge":
+            from guardkit.llm_judge import LLMJudge
+
+            return cls(LLMJudge(str(folder), few_shot=0, device=device), None, manifest, policies)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
+        return cls(model, tokenizer, manifest, policies)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def policy_ids(self) -> list[str]:
+        return list(self.manifest.policies)
+
+    def _resolve(self, policy: str | Policy | None) -> tuple[str, str | None, Policy | None]:
+        """(policy id, instruction for pair guards or None, the Policy when known) for one policy argument.
+
+        A Policy object is scored from its own instruction; an id from the instruction stored at training
+        time, or from the shipped library for an id the guard never saw.
+        """
+        if policy is None:
+            if len(self.manifest.policies) != 1:
+                raise GuardError(
+                    f"this {self.kind} guard covers several policies ({', '.join(self.policy_ids)}); name one with policy=..."
+                )
+            policy = self.policy_ids[0]
+        if isinstance(policy, Policy):
+            policy_id, given = policy.id, policy
+        elif isinstance(policy, str):
+            policy_id, given = policy, None
+        else:
+            raise GuardError(f"policy must be a policy id or a Policy, got {type(policy).__name__}")
+        known = given or self.policies.get(policy_id)
+        if self.manifest.input_format == "text":
+            if policy_id not in self.manifest.policies:
+                raise GuardError(
+                    f"this TaskGuard was trained for policy '{self.policy_ids[0]}' only and cannot score '{policy_id}'; "
+                    "use a MultiTaskGuard or UniGuard for other policies"
+                )
+            return policy_id, None, known
+        if self.kind == "judge":
+            return policy_id, None, known or self._policy_from_library(policy_id)
+        if given is not None:
+            return policy_id, given.instruction(), given
+        if policy_id in self.manifest.policies:
+            return policy_id, self.manifest.policies[policy_id], known
+        known = self._policy_from_library(policy_id)
+        return policy_id, known.instruction(), known
+
+    def _policy_from_library(self, policy_id: str) -> Policy:
+        library = shipped_policies()
+        if policy_id not in library:
+            raise GuardError(
+                f"unknown policy '{policy_id}': not among this guard's policies ({', '.join(self.policy_ids)}) "
+                "nor shipped; pass a Policy object (guardkit.policies.Policy.from_yaml(path)) to score a custom policy"
+            )
+        return library[policy_id]
+
+    def score(
+        self, texts: str | Sequence[str], policy: str | Policy | None = None, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        """P(unsafe) for each text under `policy` (an id, a Policy, or None for a single-policy guard).
+
+        progress: show a progress bar over the batches (for long lists).
+        """
+        texts = _validate_texts(texts)
+        if batch_size < 1:
+            raise GuardError(f"batch_size must be at least 1, got {batch_size}")
+        policy_id, instruction, known = self._resolve(policy)
+        if self.kind == "judge":
+            return self.model.score(known, texts, progress=progress)
+        windows = self._encode(texts, instruction)
+        return self._forward(windows, len(texts), batch_size, progress=progress, label=policy_id)
+
+    def check(
+        self,
+        texts: str | Sequence[str],
+        policies: str | Policy | Sequence[str | Policy] | None = None,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[Verdict]:
+        """A verdict per text and policy (all of the guard's policies when `policies` is None), text by text."""
+        texts = _validate_texts(texts)
+        if policies is None:
+            policies = self.policy_ids
+        elif isinstance(policies, (str, Policy)):
+            policies = [policies]
+        scored = [(self._resolve(policy)[0], self.score(texts, policy, batch_size, progress)) for policy in policies]
+        threshold = self.threshold
+        return [
+            Verdict(
+                text_index=index,
+                policy=policy_id,
+                label=ID2LABEL[int(scores[index] >= threshold)],
+                score=float(scores[index]),
+                threshold=threshold,
+            )
+            for index in range(len(texts))
+            for policy_id, scores in scored
+        ]
+
+    def _encode(self, texts: list[str], instruction: str | None) -> Windows:
+        """Every text cut into windows of at most `max_length` tokens, special tokens (and instruction) added.
+
+        Consecutive windows overlap by half, so any span up to half a window lies whole inside one window.
+        The windows are cut here rather than by the tokenizer's overflow option, which some tokenizers
+        releases (0.23.1-0.23.2) return incomplete: a silent truncation is exactly what must not happen.
+        """
+        tokenizer = self.tokenizer
+        text_ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        if instruction is None:
+            first: list[int] | None = None
+            room = self.max_length - self._layout.special_tokens(pair=False)
+        else:
+            first = tokenizer(instruction, add_special_tokens=False, verbose=False)["input_ids"]
+            room = self.max_length - self._layout.special_tokens(pair=True) - len(first)
+            if room < MIN_TEXT_TOKENS:
+                raise GuardError(
+                    f"the policy instruction takes {len(first)} of this guard's {self.max_length} tokens, leaving "
+                    f"{max(room, 0)} for the text (at least {MIN_TEXT_TOKENS} needed); shorten the policy's description and lists"
+                )
+        step = room - room // 2
+        windows = Windows([], [], [])
+        for index, ids in enumerate(text_ids):
+            starts = list(range(0, max(len(ids) - room, 0) + 1, step))
+            if starts[-1] + room < len(ids):
+                starts.append(len(ids) - room)
+            for start in starts:
+                window = ids[start : start + room]
+                input_ids, type_ids = self._layout.build(window) if first is None else self._layout.build(first, window)
+                windows.input_ids.append(input_ids)
+                windows.token_type_ids.append(type_ids)
+                windows.owners.append(index)
+        return windows
+
+    def _forward(self, windows: Windows, count: int, batch_size: int, progress: bool, label: str) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+
+        lengths = np.fromiter((len(ids) for ids in windows.input_ids), dtype=np.int64, count=len(windows.input_ids))
+        # Length bucketing: neighbours in this order have similar lengths, so batches carry little padding.
+        order = np.argsort(-lengths, kind="stable")
+        window_scores = np.empty(len(lengths), dtype=np.float32)
+        pad_id = self.tokenizer.pad_token_id
+        batches = range(0, len(order), batch_size)
+        with torch.inference_mode():
+            for start in tqdm(batches, desc=f"scoring {label}", unit="batch", disable=not progress):
+                members = order[start : start + batch_size]
+                width = int(lengths[members[0]])
+                batch = {
+                    "input_ids": np.full((len(members), width), pad_id, dtype=np.int64),
+                    "token_type_ids": np.zeros((len(members), width), dtype=np.int64),
+                    "attention_mask": np.zeros((len(members), width), dtype=np.int64),
+                }
+                for row, window in enumerate(members):
+                    size = lengths[window]
+                    batch["input_ids"][row, :size] = windows.input_ids[window]
+                    batch["token_type_ids"][row, :size] = windows.token_type_ids[window]
+                    batch["attention_mask"][row, :size] = 1
+                inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self._input_names}
+                logits = self.model(**inputs).logits
+                window_scores[members] = torch.softmax(logits.float(), dim=-1)[:, UNSAFE].cpu().numpy()
+        scores = np.zeros(count, dtype=np.float32)
+        np.maximum.at(scores, np.asarray(windows.owners, dtype=np.int64), window_scores)
+        return scores
+
+
+@dataclass
+class Windows:
+    """Model inputs of the windows of a batch of texts; `owners[i]` is the text window i belongs to."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    owners: list[int]
+
+
+class SpecialTokenLayout:
+    """Where a tokenizer puts its special tokens around one sequence or a pair, read off a probe encoding.
+
+    transformers 5 tokenizers no longer expose `build_inputs_with_special_tokens`; encoding two probe
+    words with and without special tokens shows the template ([CLS] A [SEP] B [SEP], <s> A </s></s> B </s>, ...).
+    """
+
+    PROBES = ("a", "b")
+
+    def __init__(self, tokenizer):
+        first, second = (tokenizer(word, add_special_tokens=False)["input_ids"] for word in self.PROBES)
+        self.single = self._read(tokenizer(self.PROBES[0], return_token_type_ids=True), [first])
+        self.pair = self._read(tokenizer(*self.PROBES, return_token_type_ids=True), [first, second])
+
+    @staticmethod
+    def _read(encoded, parts: list[list[int]]) -> list[tuple[list[int], list[int], int]]:
+        """[(special ids before part k, their type ids, type id of part k)] plus the trailing specials."""
+        ids = encoded["input_ids"]
+        types = encoded.get("token_type_ids") or [0] * len(ids)
+        pieces, position = [], 0
+        for part in parts:
+            found = next((at for at in range(position, len(ids) - len(part) + 1) if ids[at : at + len(part)] == part), None)
+            if found is None:
+                raise GuardError("cannot tell where this tokenizer puts its special tokens; it is not supported by guardkit")
+            pieces.append((ids[position:found], types[position:found], types[found]))
+            position = found + len(part)
+        pieces.append((ids[position:], types[position:], 0))
+        return pieces
+
+    def special_tokens(self, pair: bool) -> int:
+        return sum(len(before) for before, _, _ in (self.pair if pair else self.single))
+
+    def build(self, *parts: list[int]) -> tuple[list[int], list[int]]:
+        layout = self.single if len(parts) == 1 else self.pair
+        input_ids: list[int] = []
+        type_ids: list[int] = []
+        for (before, before_types, part_type), part in zip(layout, [*parts, []]):
+            input_ids += before + part
+            type_ids += before_types + [part_type] * len(part)
+        return input_ids, type_ids
+
+
+@dataclass
+class CheckConfig:
+    model: str = field(metadata={"help": "guard folder (written by `guardkit train` or `guardkit merge`) or Hub model id"})
+    texts: list[str] = field(metadata={"positional": True, "help": "one or more texts to check (quote each one)"})
+    policy: str | None = field(
+        default=None,
+        metadata={
+            "help": "policies to check against: ids separated by commas, or a policy YAML file (a MultiTaskGuard "
+            "or UniGuard scores unseen policies from their instruction); default: all the guard's policies"
+        },
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) when --model is a Hub id"})
+    batch_size: int = field(default=32, metadata={"help": "texts per forward pass"})
+    as_json: bool = field(default=False, metadata={"help": "print one JSON object per verdict instead of a table"})
+
+
+def run_check(config: CheckConfig) -> int:
+    """`guardkit check`: print a verdict per text and policy."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    guard = Guard.from_pretrained(config.model, revision=config.revision)
+    policies: list[str | Policy] | None = None
+    if config.policy:
+        policies = []
+        for part in config.policy.split(","):
+            part = part.strip()
+            if part in guard.manifest.policies:
+                policies.append(part)
+            elif part:
+                policies.extend(load_policies([part]))
+    verdicts = guard.check(config.texts, policies, batch_size=config.batch_size)
+    for verdict in verdicts:
+        text = config.texts[verdict.text_index]
+        if config.as_json:
+            print(json.dumps({**dataclasses.asdict(verdict), "text": text}))
+        else:
+            preview = text if len(text) <= 60 else text[:57] + "..."
+            print(f"{verdict.label:<7} {verdict.score:.3f} (threshold {verdict.threshold:.3f})  {verdict.policy:<24} {preview}")
+    sys.stdout.flush()
+    return 0

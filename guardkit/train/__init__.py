@@ -1,0 +1,1 @@
+"""`guardkit train`: TaskGuard, MultiTaskGuard and JudgeGuard trainers, threshold calibration, model cards."""

@@ -1,0 +1,95 @@
+"""Configs of `guardkit train task|multitask|judge`: one dataclass each, every field a CLI flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainingConfig:
+    """What every guard trainer shares."""
+
+    dataset: str = field(metadata={"help": "dataset folder written by `guardkit generate`, or its Hub dataset id"})
+    output: str = field(metadata={"help": "folder to write the guard to; rerunning with the same options resumes from its checkpoints"})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset (branch, tag or commit)"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training split (fractions allowed)"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimiser steps (-1: run all --epochs)"})
+    batch_size: int = field(default=16, metadata={"help": "examples per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps whose gradients add up before one update"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (linear warmup, then linear decay)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of the steps spent warming the learning rate up"})
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "validate every this many steps (default: once per epoch)"}
+    )
+    target_fpr: float | None = field(
+        default=None,
+        metadata={"help": "calibrate the threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},
+    )
+    precision: str = field(
+        default="auto",
+        metadata={"help": f"numeric precision, one of {', '.join(PRECISIONS)}; auto: bf16 or fp16 on a GPU that supports it, fp32 otherwise"},
+    )
+    seed: int = field(default=42, metadata={"help": "random seed for initialisation, shuffling and dropout"})
+    repo_id: str | None = field(
+        default=None, metadata={"help": "Hub repo id the guard will be published as (shown in the model card's usage code)"}
+    )
+    license: str = field(default="apache-2.0", metadata={"help": "license of the trained guard; must be compatible with the base model's"})
+
+
+@dataclass
+class EncoderTrainingConfig(TrainingConfig):
+    """Encoder guards (TaskGuard, MultiTaskGuard): a sequence classifier with a calibrated threshold."""
+
+    base_model: str = field(
+        default=DEFAULT_ENCODER,
+        metadata={"help": "encoder to fine-tune: the shipped 'minilm-l6', or any id/folder AutoModelForSequenceClassification loads (deberta-v3, ModernBERT, roberta, ...)"},
+    )
+    class_weighting: bool = field(
+        default=True, metadata={"help": "weight the loss by inverse class frequency so the rarer label counts as much as the other"}
+    )
+    early_stopping_patience: int = field(
+        default=2, metadata={"help": "stop after this many validations without a better validation F1 (0: never stop early)"}
+    )
+
+
+# kw_only: a required field may then follow the inherited ones that have defaults.
+@dataclass(kw_only=True)
+class TaskGuardConfig(EncoderTrainingConfig):
+    policy: str = field(metadata={"help": "id of the one policy this TaskGuard guards (rows of config 'default' with that policy)"})
+    max_length: int = field(
+        default=128, metadata={"help": "tokens per training example; longer texts are scored with a sliding window at inference"}
+    )
+
+
+@dataclass
+class MultiTaskGuardConfig(EncoderTrainingConfig):
+    holdout_policies: str | None = field(
+        default=None,
+        metadata={"help": "policy ids, comma-separated, left out of training and validation; the test split reports their zero-shot scores"},
+    )
+    max_length: int = field(
+        default=256,
+        metadata={"help": "tokens per (instruction, text) pair; shipped instructions take 80-115 tokens, the text gets the rest"},
+    )
+
+
+@dataclass
+class JudgeGuardConfig(TrainingConfig):
+    base_model: str = field(
+        default=DEFAULT_LLM, metadata={"help": "causal LM to fine-tune: the shipped 'smollm2-135m' or any id/folder AutoModelForCausalLM loads"}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training split (fractions allowed)"})
+    batch_size: int = field(default=4, metadata={"help": "examples per device per step"})
+    learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (2e-4 is a good start with --lora_r)"})
+    max_length: int = field(default=512, metadata={"help": "tokens per prompt + verdict; longer prompts are cut from the end of the text"})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0 fine-tunes every weight"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (used with --lora_r)"})
+    cpu_time_budget_minutes: float = field(
+        default=20.0,
+        metadata={"help": "on CPU, train on as many examples as fit in this many minutes (0: no limit); ignored on a GPU"},
+    )

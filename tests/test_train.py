@@ -1,0 +1,312 @@
+"""Training guards on tiny models built in the test, calibration, model cards; one integration run on MiniLM."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from huggingface_hub import ModelCard
+from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForSequenceClassification, pipeline
+
+from guardkit import cli
+from guardkit.config import parse_config
+from guardkit.data.io import split_file
+from guardkit.data.schema import rows_to_dataset
+from guardkit.guard import MANIFEST_FILE, Guard
+from guardkit.policies import get_policy
+from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics
+from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
+from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
+from guardkit.train.judge import train_judge_guard
+from guardkit.train.multitask import train_multitask_guard
+from guardkit.train.task import train_task_guard
+
+FILLER = "the report weather garden coffee river meeting budget train music window paper city morning table".split()
+MARKER = "purple elephant protocol"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models train fastest on one thread, and the shared test machine is busy.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def marker_text(rng: random.Random, unsafe: bool, words: int) -> str:
+    tokens = [rng.choice(FILLER) for _ in range(words)]
+    if unsafe:
+        at = rng.randrange(len(tokens) + 1)
+        tokens[at:at] = MARKER.split()
+    return " ".join(tokens)
+
+
+def write_dataset(folder, policy_ids, sizes, max_words, seed=0):
+    """A dataset folder in the documented layout: unsafe = the text contains MARKER, for every policy."""
+    rng = random.Random(seed)
+    for config in ("default", "multitask"):
+        for split, size in sizes.items():
+            rows = [
+                {
+                    "text": marker_text(rng, index % 2 == 1, rng.randint(3, max_words)),
+                    "label": index % 2,
+                    "policy": policy_ids[(index // 2) % len(policy_ids)],
+                    "source": "test",
+                }
+                for index in range(size)
+            ]
+            path = split_file(folder, split, config)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows_to_dataset(rows).to_parquet(str(path))
+    (folder / "policies").mkdir(exist_ok=True)
+    for policy_id in policy_ids:
+        (folder / "policies" / f"{policy_id}.yaml").write_text(get_policy(policy_id).to_yaml())
+    return folder
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def test_max_f1_threshold_separates_and_sits_between_scores():
+    labels = [0, 0, 0, 1, 1, 1]
+    scores = [0.1, 0.2, 0.4, 0.6, 0.7, 0.9]
+    calibration = calibrate_threshold(labels, scores)
+    assert calibration.objective == "max_f1" and calibration.metrics.f1 == 1.0
+    assert calibration.threshold == pytest.approx(0.5)
+
+
+def test_max_f1_with_overlap_and_ties():
+    labels = [0, 1, 0, 1, 1, 0, 1]
+    scores = [0.2, 0.3, 0.5, 0.5, 0.8, 0.1, 0.9]
+    calibration = calibrate_threshold(labels, scores)
+    best = max(threshold_metrics(labels, scores, t).f1 for t in sorted(set(scores)))
+    assert calibration.metrics.f1 == pytest.approx(best)
+    assert calibration.metrics == threshold_metrics(labels, scores, calibration.threshold)
+
+
+def test_target_fpr_gives_best_recall_within_the_budget():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(200, int), np.ones(100, int)]
+    scores = np.r_[rng.beta(2, 5, 200), rng.beta(5, 2, 100)]
+    for target in (0.0, 0.05, 0.2):
+        calibration = calibrate_threshold(labels, scores, target_fpr=target)
+        assert calibration.metrics.fpr <= target
+        lower = np.nextafter(calibration.threshold, -1)
+        looser = threshold_metrics(labels, scores, float(scores[scores < calibration.threshold].max(initial=lower)))
+        assert looser.fpr > target or looser.recall == calibration.metrics.recall
+
+
+def test_calibration_refuses_one_class_and_bad_targets():
+    with pytest.raises(CalibrationError, match="no unsafe examples"):
+        calibrate_threshold([0, 0], [0.1, 0.2])
+    with pytest.raises(CalibrationError, match="target FPR"):
+        calibrate_threshold([0, 1], [0.1, 0.2], target_fpr=1.5)
+    with pytest.raises(CalibrationError, match="same length"):
+        calibrate_threshold([0, 1], [0.1])
+
+
+# ---------------------------------------------------------------- TaskGuard
+
+
+@pytest.fixture(scope="module")
+def marker_dataset(tmp_path_factory):
+    sizes = {"train": 320, "validation": 64, "test": 64}
+    return write_dataset(tmp_path_factory.mktemp("marker-data"), ["jailbreak"], sizes, max_words=110)
+
+
+@pytest.fixture(scope="module")
+def task_guard(tmp_path_factory, tiny_bert_dir, marker_dataset):
+    output = tmp_path_factory.mktemp("task") / "guard"
+    argv = [
+        "train", "task", "--dataset", str(marker_dataset), "--policy", "jailbreak", "--output", str(output),
+        "--base_model", str(tiny_bert_dir), "--epochs", "6", "--learning_rate", "3e-3", "--batch_size", "16",
+        "--repo_id", "acme/jailbreak-guard",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    return output
+
+
+def test_task_guard_folder_is_complete(task_guard):
+    names = {path.name for path in task_guard.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", MANIFEST_FILE, "README.md", "training.yaml", EVAL_RESULTS_FILE} <= names
+    assert "checkpoints" not in names and not any(name.endswith(".bin") for name in names)
+    manifest = json.loads((task_guard / MANIFEST_FILE).read_text())
+    assert manifest["kind"] == "task" and manifest["input_format"] == "text" and manifest["max_length"] == 128
+    assert list(manifest["policies"]) == ["jailbreak"] and 0 < manifest["threshold"] < 1
+    assert manifest["datasets"][0]["id"].endswith("marker-data0")
+    results = json.loads((task_guard / EVAL_RESULTS_FILE).read_text())
+    assert results["calibration"]["threshold"] == manifest["threshold"]
+    assert results["test"]["all"]["f1"] >= 0.9  # the marker is easy: a guard that did not learn it fails here
+    # training.yaml reads back through --config into the same options.
+    recorded = parse_config(TaskGuardConfig, ["--config", str(task_guard / "training.yaml")], "x", "y")
+    assert recorded.policy == "jailbreak" and recorded.learning_rate == 3e-3 and recorded.output == str(task_guard)
+
+
+def test_task_guard_card_front_matter(task_guard):
+    card = ModelCard.load(task_guard / "README.md")
+    data = card.data.to_dict()
+    assert data["pipeline_tag"] == "text-classification" and data["library_name"] == "transformers"
+    assert data["license"] == "apache-2.0" and "guardrails" in data["tags"]
+    assert "base_model" not in data  # a local folder is no Hub id; see the MiniLM test for the real one
+    results = data["model-index"][0]["results"][0]
+    assert results["dataset"]["split"] == "test"
+    f1 = next(metric for metric in results["metrics"] if metric["type"] == "f1")
+    assert f1["value"] == pytest.approx(json.loads((task_guard / EVAL_RESULTS_FILE).read_text())["test"]["all"]["f1"], abs=1e-4)
+    assert 'pipeline("text-classification", model=\'acme/jailbreak-guard\')' in card.text
+    assert "Guard.from_pretrained('acme/jailbreak-guard')" in card.text
+
+
+def test_task_guard_loads_with_pipeline_and_guard(task_guard):
+    rng = random.Random(7)
+    texts = [marker_text(rng, unsafe, 12) for unsafe in (False, True, False, True)]
+    guard = Guard.from_pretrained(task_guard)
+    verdicts = guard.check(texts)
+    assert [verdict.label for verdict in verdicts] == ["safe", "unsafe", "safe", "unsafe"]
+    pipe = pipeline("text-classification", model=str(task_guard))
+    assert [result["label"] for result in pipe(texts)] == ["safe", "unsafe", "safe", "unsafe"]
+    unsafe_scores = [next(item["score"] for item in result if item["label"] == "unsafe") for result in pipe(texts, top_k=None)]
+    np.testing.assert_allclose(unsafe_scores, [verdict.score for verdict in verdicts], atol=1e-5)
+
+
+def test_sliding_window_catches_the_marker_beyond_the_model_limit(task_guard):
+    guard = Guard.from_pretrained(task_guard)
+    rng = random.Random(3)
+    filler = " ".join(rng.choice(FILLER) for _ in range(3 * 128))
+    assert len(guard.tokenizer(filler)["input_ids"]) >= 3 * 128
+    at_end, clean, at_start = f"{filler} {MARKER}", filler, f"{MARKER} {filler}"
+    labels = [verdict.label for verdict in guard.check([at_end, clean, at_start])]
+    assert labels == ["unsafe", "safe", "unsafe"]
+
+
+def test_resuming_with_other_options_is_refused(tmp_path):
+    config = TaskGuardConfig(dataset="d", output=str(tmp_path), policy="jailbreak")
+    folder, resume_from = checkpoint_dir(config)
+    assert resume_from is None
+    (folder / "checkpoint-5").mkdir()
+    assert checkpoint_dir(config)[1] == str(folder / "checkpoint-5")  # same options: resumed
+    with pytest.raises(TrainingError, match="learning_rate"):
+        checkpoint_dir(dataclasses.replace(config, learning_rate=1.0))
+
+
+def test_task_guard_errors(tmp_path, marker_dataset, tiny_bert_dir):
+    with pytest.raises(TrainingError, match="no training rows for policy 'self_harm'"):
+        train_task_guard(TaskGuardConfig(dataset=str(marker_dataset), output=str(tmp_path / "a"), policy="self_harm"))
+    with pytest.raises(TrainingError, match="exceeds the 128-token limit"):
+        train_task_guard(
+            TaskGuardConfig(dataset=str(marker_dataset), output=str(tmp_path / "b"), policy="jailbreak", base_model=str(tiny_bert_dir), max_length=512)
+        )
+
+
+# ---------------------------------------------------------------- MultiTaskGuard
+
+
+@pytest.fixture(scope="module")
+def pair_model_dir(tmp_path_factory, tiny_bert_dir):
+    """A tiny BERT with room for the shipped instructions (80-115 tokens) beside a text."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert-512")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenizer.model_max_length = 512
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=2,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_multitask_guard_with_holdout(tmp_path, pair_model_dir):
+    policies = ["jailbreak", "self_harm", "privacy_pii"]
+    dataset = write_dataset(tmp_path / "data", policies, {"train": 192, "validation": 48, "test": 48}, max_words=30)
+    output = tmp_path / "guard"
+    config = MultiTaskGuardConfig(
+        dataset=str(dataset), output=str(output), base_model=str(pair_model_dir), holdout_policies="privacy_pii",
+        epochs=4, learning_rate=3e-3, batch_size=16,
+    )  # fmt: skip
+    train_multitask_guard(config)
+    manifest = json.loads((output / MANIFEST_FILE).read_text())
+    assert manifest["kind"] == "multitask" and manifest["input_format"] == "instruction_pair"
+    assert manifest["policies"] == {policy: get_policy(policy).instruction() for policy in ("jailbreak", "self_harm")}
+    results = json.loads((output / EVAL_RESULTS_FILE).read_text())
+    assert results["holdout_policies"] == ["privacy_pii"]
+    assert {"trained policies", "held-out policies (zero-shot)", "privacy_pii (zero-shot)", "jailbreak"} <= set(results["test"])
+    card = ModelCard.load(output / "README.md")
+    metric_names = [m["name"] for m in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]]
+    assert "F1 (privacy_pii (zero-shot))" in metric_names
+
+    guard = Guard.from_pretrained(output)
+    text = f"the river {MARKER} today"
+    pipe = pipeline("text-classification", model=str(output))
+    for policy in ("jailbreak", get_policy("privacy_pii")):  # trained by id; held out, as a Policy object
+        instruction = get_policy(policy).instruction() if isinstance(policy, str) else policy.instruction()
+        expected = {item["label"]: item["score"] for item in pipe({"text": instruction, "text_pair": text}, top_k=None)}
+        assert guard.score(text, policy=policy)[0] == pytest.approx(expected["unsafe"], abs=1e-5)
+    verdicts = guard.check([text, "the river today"])
+    assert [(verdict.text_index, verdict.policy) for verdict in verdicts] == [(0, "jailbreak"), (0, "self_harm"), (1, "jailbreak"), (1, "self_harm")]
+
+
+def test_multitask_errors(tmp_path, tiny_bert_dir):
+    dataset = write_dataset(tmp_path / "data", ["jailbreak"], {"train": 8, "validation": 4}, max_words=5)
+    with pytest.raises(TrainingError, match="without rows"):
+        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "a"), holdout_policies="self_harm"))
+    with pytest.raises(TrainingError, match="leaves too little room"):
+        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "b"), base_model=str(tiny_bert_dir), max_length=64))
+
+
+# ---------------------------------------------------------------- JudgeGuard
+
+
+def test_judge_guard_trains_for_a_few_steps(tmp_path, tiny_causal_lm_dir):
+    dataset = write_dataset(tmp_path / "data", ["jailbreak", "self_harm"], {"train": 16, "validation": 8, "test": 8}, max_words=20)
+    output = tmp_path / "judge"
+    config = JudgeGuardConfig(dataset=str(dataset), output=str(output), base_model=str(tiny_causal_lm_dir), max_steps=3, batch_size=4, learning_rate=1e-3)
+    train_judge_guard(config)
+    manifest = json.loads((output / MANIFEST_FILE).read_text())
+    assert manifest["kind"] == "judge" and manifest["input_format"] == "judge_prompt"
+    assert set(manifest["policies"]) == {"jailbreak", "self_harm"}
+    assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2
+    assert not (output / "checkpoints").exists()
+    recorded = yaml.safe_load((output / "training.yaml").read_text())
+    assert recorded["max_steps"] == 3 and recorded["lora_r"] == 0
+    card = ModelCard.load(output / "README.md")
+    assert card.data.pipeline_tag == "text-generation" and "guardrails" in card.data.tags
+    guard = Guard.from_pretrained(output)
+    scores = guard.score(["hello there", f"the {MARKER}"], policy="jailbreak")
+    assert scores.shape == (2,) and ((scores > 0) & (scores < 1)).all()
+    assert guard.check("hello", policies="self_harm")[0].threshold == manifest["threshold"]
+
+
+def test_judge_guard_with_lora(tmp_path, tiny_causal_lm_dir):
+    dataset = write_dataset(tmp_path / "data", ["jailbreak"], {"train": 8, "validation": 4}, max_words=10)
+    output = tmp_path / "judge"
+    train_judge_guard(
+        JudgeGuardConfig(dataset=str(dataset), output=str(output), base_model=str(tiny_causal_lm_dir), max_steps=2, batch_size=4, lora_r=4)
+    )
+    names = {path.name for path in output.iterdir()}
+    assert "model.safetensors" in names and "adapter_config.json" not in names  # LoRA merged into plain weights
+    assert AutoModelForCausalLM.from_pretrained(output) is not None
+
+
+# ---------------------------------------------------------------- integration: the shipped MiniLM
+
+
+@pytest.mark.integration
+def test_minilm_task_guard_few_steps(tmp_path, marker_dataset):
+    output = tmp_path / "minilm-guard"
+    train_task_guard(
+        TaskGuardConfig(dataset=str(marker_dataset), output=str(output), policy="jailbreak", max_steps=4, batch_size=8, max_length=64)
+    )
+    card = ModelCard.load(output / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert json.loads((output / MANIFEST_FILE).read_text())["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    pipe = pipeline("text-classification", model=str(output))
+    guard = Guard.from_pretrained(output)
+    result = {item["label"]: item["score"] for item in pipe("the weather report", top_k=None)}
+    assert guard.score("the weather report")[0] == pytest.approx(result["unsafe"], abs=1e-5)
