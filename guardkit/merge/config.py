@@ -1,0 +1,115 @@
+"""The `guardkit merge` config: search merge coefficients for a UniGuard, or replay a merge recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from guardkit.merge.methods import METHODS
+
+SAMPLERS = ("tpe", "cmaes")
+OBJECTIVES = ("mean_f1", "min_f1")
+
+
+@dataclass
+class MergeConfig:
+    output: str = field(metadata={"help": "folder for the UniGuard (a guard folder, plus merge.yaml, search.csv, search.png)"})
+    models: list[str] = field(
+        default_factory=list,
+        metadata={"help": "source guards to merge (TaskGuards and a MultiTaskGuard): folders or Hub ids, same encoder and tokenizer"},
+    )
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "guardkit dataset folder or Hub id; its 'multitask' validation split is the search objective "
+            "(with --recipe: overrides the recipe's dataset)"
+        },
+    )
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset"})
+    recipe: str | None = field(
+        default=None,
+        metadata={"help": "merge.yaml of an earlier merge: rebuild that UniGuard without a search (needs only --output)"},
+    )
+    method: str = field(
+        default="ties",
+        metadata={
+            "help": "merge method: linear (weighted average), task_arithmetic, ties or dare (task vectors over --base_model); "
+            "the classification head has no pre-trained counterpart and is always the weighted average of the sources' heads",
+            "choices": sorted(METHODS),
+        },
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "the pre-trained encoder the sources were fine-tuned from (task vectors are measured against it); "
+            "default: base_model of the sources' guardkit.json"
+        },
+    )
+    granularity: str = field(
+        default="global",
+        metadata={
+            "help": "global: one weight per source; block: one weight per source and layer group "
+            "(embeddings, each group of transformer blocks, head)",
+            "choices": ["global", "block"],
+        },
+    )
+    block_group_size: int = field(default=1, metadata={"help": "transformer blocks per layer group with --granularity block"})
+    weight_range: list[float] = field(
+        default_factory=list,
+        metadata={"help": "LOW HIGH bounds of the searched source weights; default: the method's own range"},
+    )
+    linear_normalize: bool = field(
+        default=True, metadata={"help": "linear: divide by the sum of the weights (a model soup); off: the plain weighted sum"}
+    )
+    dare_combine: str = field(
+        default="ties",
+        metadata={
+            "help": "dare: combine the sparsified task vectors by sign election (ties) or weighted sum (linear)",
+            "choices": ["ties", "linear"],
+        },
+    )
+    trials: int = field(default=40, metadata={"help": "number of merge trials in the search (a resumed study runs only the missing ones)"})
+    sampler: str = field(default="tpe", metadata={"help": "Optuna sampler: tpe or cmaes", "choices": list(SAMPLERS)})
+    objective: str = field(
+        default="mean_f1",
+        metadata={"help": "mean_f1: mean over policies of validation F1; min_f1: the worst policy's F1", "choices": list(OBJECTIVES)},
+    )
+    fpr_penalty: float = field(
+        default=0.0, metadata={"help": "subtract this times the mean false-positive rate over policies from the objective"}
+    )
+    search_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "P(unsafe) threshold at which trials are scored; default: each trial is calibrated on the validation "
+            "rows the way the saved UniGuard is (see --target_fpr)"
+        },
+    )
+    target_fpr: float | None = field(
+        default=None,
+        metadata={"help": "calibrate the threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},
+    )
+    max_validation_rows: int = field(
+        default=192,
+        metadata={
+            "help": "score each trial on at most this many validation rows, as many per policy, a seeded sample "
+            "(trial time grows with it: see benchmarks/bench_merge.py; 0: every row). The saved UniGuard is "
+            "calibrated on every row"
+        },
+    )
+    storage: str | None = field(
+        default=None,
+        metadata={"help": "Optuna storage URL; rerunning with the same storage resumes the study (default: sqlite:///OUTPUT/search.db)"},
+    )
+    study_name: str = field(default="uniguard", metadata={"help": "name of the Optuna study inside --storage"})
+    seed: int = field(default=0, metadata={"help": "seed of the sampler, the validation sample and DARE's random drops"})
+    batch_size: int = field(default=32, metadata={"help": "validation texts per forward pass"})
+    repo_id: str | None = field(
+        default=None, metadata={"help": "Hub repo id the UniGuard will be published as (shown in the model card's usage code)"}
+    )
+    license: str = field(default="apache-2.0", metadata={"help": "license of the UniGuard; must be compatible with its sources'"})
+    compare_split: str = field(
+        default="test",
+        metadata={
+            "help": "after merging, write comparison.csv: per-policy F1 on this 'multitask' split of every source "
+            "(each in its own input format) and of the UniGuard; empty: skip"
+        },
+    )

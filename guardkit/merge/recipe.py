@@ -1,0 +1,114 @@
+"""`merge.yaml`: the recipe of a UniGuard (method, sources, weights per layer group, hyperparameters).
+
+Written next to every merged guard; `guardkit merge --recipe merge.yaml --output DIR` rebuilds the
+same weights bit for bit without a search. Floats are stored by YAML with their full repr, so they
+read back exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guardkit.errors import GuardkitError
+from guardkit.merge.merging import GRANULARITIES
+from guardkit.merge.methods import METHODS, get_method
+
+
+class RecipeError(GuardkitError):
+    """A merge.yaml that cannot be replayed; the message names the field."""
+
+
+class RecipeSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="guard folder or Hub id")
+    weights: dict[str, float] = Field(description="layer group -> weight of this source")
+
+
+class RecipeDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    revision: str | None = None
+
+
+class SearchRecord(BaseModel):
+    """How the weights were found (for the record; replay does not read it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective: str
+    value: float
+    best_trial: int
+    trials: int
+    sampler: str
+    search_threshold: float | None
+    fpr_penalty: float
+    validation_rows: int
+    source_values: dict[str, float] = Field(description="objective of each source alone, scored as a UniGuard")
+
+
+class MergeRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merge_method: str
+    base_model: str = Field(description="the pre-trained encoder the sources were fine-tuned from (task vectors are measured against it)")
+    granularity: str
+    block_group_size: int = 1
+    parameters: dict[str, float] = Field(default_factory=dict, description="the method's searched hyperparameters")
+    options: dict[str, bool | str] = Field(default_factory=dict, description="the method's fixed options")
+    seed: int = Field(default=0, description="seeds the random drops of stochastic methods (dare)")
+    target_fpr: float | None = Field(default=None, description="threshold calibration rule: None maximises validation F1")
+    sources: list[RecipeSource]
+    dataset: RecipeDataset
+    search: SearchRecord | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MergeRecipe":
+        if self.merge_method not in METHODS:
+            raise ValueError(f"unknown merge method '{self.merge_method}'; choose one of {', '.join(sorted(METHODS))}")
+        method = get_method(self.merge_method)
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}")
+        if len(self.sources) < 2:
+            raise ValueError("a merge needs at least two sources")
+        expected = {hyperparameter.name for hyperparameter in method.hyperparameters}
+        if set(self.parameters) != expected:
+            raise ValueError(f"method {method.name} takes parameters {sorted(expected)}, got {sorted(self.parameters)}")
+        options = {option.name: option for option in method.options}
+        for name, value in self.options.items():
+            if name not in options or value not in options[name].choices:
+                raise ValueError(f"option {name}={value!r} is not one of method {method.name}'s options")
+        groups = set(self.sources[0].weights)
+        for source in self.sources[1:]:
+            if set(source.weights) != groups:
+                raise ValueError(
+                    f"source {source.model} has weights for layer groups {sorted(source.weights)}, the first source for {sorted(groups)}"
+                )
+        return self
+
+    def weights_by_group(self) -> dict[str, list[float]]:
+        """layer group -> one weight per source, in source order."""
+        return {group: [source.weights[group] for source in self.sources] for group in self.sources[0].weights}
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MergeRecipe":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RecipeError(f"{path}: no such recipe file") from None
+        except yaml.YAMLError as error:
+            raise RecipeError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "<root>"
+            raise RecipeError(f"{path}: field '{field}': {first['msg']}") from None

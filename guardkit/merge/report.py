@@ -1,0 +1,179 @@
+"""Writing the UniGuard folder (calibrated, with its card) and comparing it with its sources on a split."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from guardkit.guard import Guard, save_guard
+from guardkit.merge.methods import get_method
+from guardkit.merge.recipe import MergeRecipe
+from guardkit.merge.workspace import MergeWorkspace
+from guardkit.train.calibration import calibrate_threshold, score_summary, threshold_metrics
+from guardkit.train.card import CardResult, render_guard_card
+
+RECIPE_FILE = "merge.yaml"
+COMPARISON_CSV = "comparison.csv"
+COMPARISON_TABLE = "comparison.md"
+
+
+def _merge_lines(recipe: MergeRecipe) -> list[str]:
+    method = get_method(recipe.merge_method)
+    over = f" (task vectors over the pre-trained encoder `{recipe.base_model}`)" if method.uses_base else ""
+    lines = [f"Merge method `{method.name}`{over}, {recipe.granularity} weights per source."]
+    if recipe.parameters or recipe.options:
+        settings = {**recipe.parameters, **recipe.options}
+        lines.append(
+            "Method settings: "
+            + ", ".join(f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}" for name, value in settings.items())
+            + "."
+        )
+    for source in recipe.sources:
+        weights = ", ".join(f"{group} {weight:.3f}" for group, weight in source.weights.items())
+        lines.append(f"Source `{source.model}`: {weights}.")
+    if recipe.search is not None:
+        search = recipe.search
+        lines.append(
+            f"Weights found by an Optuna {search.sampler.upper()} search: trial {search.best_trial} of {search.trials}, "
+            f"validation {search.objective} {search.value:.4f} on {search.validation_rows} rows "
+            f"(best source alone: {max(search.source_values.values()):.4f})."
+        )
+    return lines
+
+
+def save_uniguard(
+    workspace: MergeWorkspace, recipe: MergeRecipe, output: Path, *, license: str, repo_id: str | None, batch_size: int
+) -> Guard:
+    """Merge by `recipe`, calibrate on all validation rows, evaluate on test, save the guard; return it as read back."""
+    workspace.apply(workspace.recipe_plan(recipe), recipe.weights_by_group(), recipe.parameters)
+    validation = workspace.encoded_split("validation")
+    calibration = calibrate_threshold(validation.labels, validation.score(workspace.scorer, batch_size), recipe.target_fpr)
+    results = []
+    if "test" in workspace.splits:
+        test = workspace.encoded_split("test")
+        scores = test.score(workspace.scorer, batch_size)
+        results.append(CardResult("all", score_summary(test.labels, scores, calibration.threshold)))
+        for index, policy_id in enumerate(test.policy_ids):
+            rows = test.policy_of_row == index
+            results.append(CardResult(policy_id, score_summary(test.labels[rows], scores[rows], calibration.threshold)))
+    manifest = workspace.scorer.manifest
+    policies = list(workspace.policies.values())
+    card = render_guard_card(
+        kind="uniguard",
+        policies=policies,
+        base_model=manifest.base_model,
+        merged_from=[source.model for source in recipe.sources],
+        datasets=[workspace.dataset],
+        license=license,
+        threshold=calibration.threshold,
+        calibration=calibration.describe(),
+        max_length=manifest.max_length,
+        results=results,
+        repo_id=repo_id,
+        dataset_config="multitask",
+        training_lines=_merge_lines(recipe),
+    )
+    save_guard(
+        output,
+        workspace.scorer.model,
+        workspace.scorer.tokenizer,
+        kind="uniguard",
+        policies=policies,
+        threshold=calibration.threshold,
+        max_length=manifest.max_length,
+        base_model=manifest.base_model,
+        card=card,
+        datasets=[workspace.dataset],
+        recipe=recipe.to_dict(),
+        recipe_file=RECIPE_FILE,
+    )
+    return Guard.from_pretrained(output)
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    guard: str
+    kind: str
+    policy: str
+    support: int
+    f1: float
+    precision: float
+    recall: float
+    fpr: float
+    threshold: float
+
+
+def compare_guards(workspace: MergeWorkspace, uniguard: Guard, split: str, batch_size: int) -> list[ComparisonRow]:
+    """Per-policy metrics on `split` of every source (in its own input format, at its own threshold) and of the UniGuard.
+
+    A TaskGuard is scored on its own policy's rows only; pair guards on the rows of every policy.
+    """
+    rows = workspace.splits[split]
+    policy_column = np.asarray(rows["policy"], dtype=object)
+    texts, labels = list(rows["text"]), np.asarray(rows["label"], dtype=np.int64)
+    guards = [(source.name, source.guard) for source in workspace.sources] + [("UniGuard", uniguard)]
+    comparison = []
+    for name, guard in guards:
+        text_input = guard.manifest.input_format == "text"
+        for policy_id in workspace.policies:
+            if text_input and policy_id not in guard.manifest.policies:
+                continue
+            members = np.flatnonzero(policy_column == policy_id)
+            if len(members) == 0:
+                continue
+            policy = policy_id if text_input else workspace.policies[policy_id]
+            scores = guard.score([texts[row] for row in members], policy, batch_size=batch_size)
+            metrics = threshold_metrics(labels[members], scores, guard.threshold)
+            comparison.append(
+                ComparisonRow(
+                    name, guard.kind, policy_id, len(members), metrics.f1, metrics.precision, metrics.recall, metrics.fpr, guard.threshold
+                )
+            )
+    return comparison
+
+
+def comparison_table(rows: Sequence[ComparisonRow]) -> str:
+    """Markdown: F1 per policy (rows) of the TaskGuards (one column), each other source and the UniGuard, then a verdict.
+
+    Each source is compared with the UniGuard on the policies that source covers, so like meets like.
+    """
+    columns = ["TaskGuards"] if any(row.kind == "task" for row in rows) else []
+    columns += list(dict.fromkeys(row.guard for row in rows if row.kind != "task"))
+    f1 = {(("TaskGuards" if row.kind == "task" else row.guard), row.policy): row.f1 for row in rows}
+    policies = list(dict.fromkeys(row.policy for row in rows))
+    label = {column: Path(column).name or column for column in columns}
+    lines = ["| policy | " + " | ".join(label[column] for column in columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for policy in policies:
+        cells = [f"{f1[(column, policy)]:.3f}" if (column, policy) in f1 else "–" for column in columns]
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    lines.append("")
+    wins = []
+    for column in columns:
+        if column == "UniGuard":
+            continue
+        covered = [policy for policy in policies if (column, policy) in f1 and ("UniGuard", policy) in f1]
+        if not covered:
+            continue
+        rival = float(np.mean([f1[(column, policy)] for policy in covered]))
+        uniguard = float(np.mean([f1[("UniGuard", policy)] for policy in covered]))
+        outcome = "better than" if uniguard > rival else "equal to" if uniguard == rival else "WORSE than"
+        wins.append(uniguard > rival)
+        lines.append(f"- UniGuard mean F1 {uniguard:.3f} is {outcome} {label[column]} ({rival:.3f}) on its {len(covered)} policies.")
+    if wins:
+        lines.append(f"- Verdict: the UniGuard {'beats every source' if all(wins) else 'does NOT beat every source'}.")
+    return "\n".join(lines)
+
+
+def write_comparison(rows: Sequence[ComparisonRow], output: Path) -> str:
+    """Write comparison.csv (one row per guard and policy) and comparison.md; return the markdown."""
+    with (output / COMPARISON_CSV).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(ComparisonRow.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    table = comparison_table(rows)
+    (output / COMPARISON_TABLE).write_text(table + "\n", encoding="utf-8")
+    return table
