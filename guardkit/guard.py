@@ -380,8 +380,8 @@ class Guard:
         policy_id, instruction, known = self._resolve(policy)
         if self.kind == "judge":
             return self.model.score(known, texts, progress=progress)
-        windows = self._encode(texts, instruction)
-        return self._forward(windows, len(texts), batch_size, progress=progress, label=policy_id)
+        windows = self.encode_windows(texts, instruction)
+        return self.score_windows(windows, len(texts), batch_size, progress=progress, label=policy_id)
 
     def check(
         self,
@@ -410,7 +410,7 @@ class Guard:
             for policy_id, scores in scored
         ]
 
-    def _encode(self, texts: list[str], instruction: str | None) -> Windows:
+    def encode_windows(self, texts: list[str], instruction: str | None) -> Windows:
         """Every text cut into windows of at most `max_length` tokens, special tokens (and instruction) added.
 
         Consecutive windows overlap by half, so any span up to half a window lies whole inside one window.
@@ -444,7 +444,7 @@ class Guard:
                 windows.owners.append(index)
         return windows
 
-    def _forward(self, windows: Windows, count: int, batch_size: int, progress: bool, label: str) -> np.ndarray:
+    def score_windows(self, windows: Windows, count: int, batch_size: int, progress: bool, label: str) -> np.ndarray:
         import torch
         from tqdm.auto import tqdm
 

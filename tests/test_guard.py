@@ -135,7 +135,7 @@ def test_long_text_is_windowed_not_truncated(task_guard_dir):
     guard = Guard.from_pretrained(task_guard_dir)
     filler = "river garden coffee meeting budget music window paper city morning".split()
     words = ["alpha"] + [filler[index % len(filler)] for index in range(400)] + ["omega"]
-    windows = guard._encode([" ".join(words)], None)
+    windows = guard.encode_windows([" ".join(words)], None)
     assert len(windows.input_ids) >= 6 and max(map(len, windows.input_ids)) == 128 and set(windows.owners) == {0}
     texts = [guard.tokenizer.decode(ids, skip_special_tokens=True) for ids in windows.input_ids]
     assert texts[0].startswith("alpha") and texts[-1].endswith("omega")
@@ -151,7 +151,7 @@ def test_pair_windows_repeat_the_instruction(pair_guard_dir):
     guard = Guard.from_pretrained(pair_guard_dir)
     instruction = guard.manifest.policies["recipes"]
     text = " ".join(["garden"] * 300)
-    windows = guard._encode([text, "short text"], instruction)
+    windows = guard.encode_windows([text, "short text"], instruction)
     assert windows.owners[-1] == 1 and windows.owners.count(0) >= 3
     reference = guard.tokenizer(instruction, "short text")
     assert windows.input_ids[-1] == reference["input_ids"] and windows.token_type_ids[-1] == reference["token_type_ids"]

@@ -62,7 +62,7 @@ class EncodedSplit:
             rows = np.flatnonzero(column_policies == policy_id)
             if 0 < per_policy < len(rows):
                 rows = np.sort(rng.choice(rows, size=per_policy, replace=False))
-            encoded = guard._encode([texts[row] for row in rows], policies[policy_id].instruction())
+            encoded = guard.encode_windows([texts[row] for row in rows], policies[policy_id].instruction())
             offset = len(row_labels)
             windows.input_ids.extend(encoded.input_ids)
             windows.token_type_ids.extend(encoded.token_type_ids)
@@ -76,7 +76,7 @@ class EncodedSplit:
 
     def score(self, guard: Guard, batch_size: int) -> np.ndarray:
         """P(unsafe) per row from `guard`'s current weights (max over a row's windows)."""
-        return guard._forward(self.windows, len(self.labels), batch_size, progress=False, label="merge")
+        return guard.score_windows(self.windows, len(self.labels), batch_size, progress=False, label="merge")
 
     def calibrate(self, scores: np.ndarray, target_fpr: float | None) -> float:
         """The guard's decision threshold: one for all policies, chosen on every row (max F1, or best recall at target_fpr)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -38,10 +39,15 @@ def load_policy_files(paths: Iterable[str | Path]) -> list[Policy]:
     return policies
 
 
+@functools.cache
+def _shipped_library() -> tuple[Policy, ...]:
+    # Read once per process: every guard load and dataset load consults the library.
+    return tuple(load_policy_files(sorted(shipped_policy_dir().glob("*.yaml"))))
+
+
 def shipped_policies() -> dict[str, Policy]:
-    """Every policy shipped with guardkit, by id, in file-name order."""
-    files = sorted(shipped_policy_dir().glob("*.yaml"))
-    return {policy.id: policy for policy in load_policy_files(files)}
+    """Every policy shipped with guardkit, by id, in file-name order (a fresh dict the caller may change)."""
+    return {policy.id: policy for policy in _shipped_library()}
 
 
 def get_policy(policy_id: str) -> Policy:
