@@ -1,0 +1,147 @@
+"""What the harness scores with: trained guards and baselines behind one small interface.
+
+A scorer gives P(unsafe) for texts under a policy and decides with its own threshold. Every suite
+talks only to this interface, so guards and baselines meet exactly the same inputs and metrics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from guardkit.policies import Policy
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """How to build a scorer again in another process (the efficiency suite measures in a fresh one)."""
+
+    kind: str  # "model" or "baseline"
+    name: str  # the --model value, or the baseline's registry name
+
+
+def folder_size(path: str | Path) -> int:
+    """Bytes of every file under `path` (a file's own size when it is one)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+class Scorer(ABC):
+    """P(unsafe) for texts under a policy, with a memo so that suites sharing texts score them once."""
+
+    #: True for baselines, False for the guards under evaluation.
+    is_baseline: bool = False
+
+    def __init__(self, name: str, spec: ScorerSpec, threshold: float):
+        self.name = name
+        self.spec = spec
+        self.threshold = threshold
+        self._memo: dict[tuple[str, str], float] | None = {}
+
+    @property
+    @abstractmethod
+    def own_policies(self) -> list[str]:
+        """The policy ids this scorer was built or trained for (empty: none in particular)."""
+
+    @abstractmethod
+    def can_score(self, policy_id: str) -> bool:
+        """Whether it can score texts under this policy (a TaskGuard only under its own)."""
+
+    @abstractmethod
+    def _score(self, policy: Policy, texts: list[str]) -> np.ndarray:
+        """P(unsafe) of each text, computed afresh."""
+
+    def size_on_disk(self) -> int | None:
+        """Bytes it needs on disk to run (weights, tokenizer, lists); None when it runs elsewhere."""
+        return None
+
+    def training_dataset_ids(self) -> list[tuple[str, str | None]]:
+        """(id, revision) of the datasets it was trained on, for decontamination."""
+        return []
+
+    def notes(self) -> list[str]:
+        """Anything the report should say about how this scorer's numbers came about."""
+        return []
+
+    def disable_memo(self) -> None:
+        """Score every call afresh: needed wherever the time of scoring is what is measured."""
+        self._memo = None
+
+    def score(self, policy: Policy, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        if self._memo is None:
+            return np.asarray(self._score(policy, texts), dtype=np.float64)
+        missing = list(dict.fromkeys(text for text in texts if (policy.id, text) not in self._memo))
+        if missing:
+            for text, value in zip(missing, self._score(policy, missing)):
+                self._memo[(policy.id, text)] = float(value)
+        return np.array([self._memo[(policy.id, text)] for text in texts], dtype=np.float64)
+
+    def score_any(self, policies: Sequence[Policy], texts: Sequence[str]) -> np.ndarray:
+        """P(unsafe) under the strictest of `policies`: what a deployment checking them all would flag."""
+        return np.max(np.stack([self.score(policy, texts) for policy in policies]), axis=0)
+
+
+class GuardScorer(Scorer):
+    """A trained guard (task, multitask, uniguard or judge folder) read through `guardkit.guard.Guard`."""
+
+    def __init__(self, name: str, spec: ScorerSpec, guard, folder: Path, batch_size: int):
+        super().__init__(name, spec, guard.threshold)
+        self.guard = guard
+        self.folder = folder
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, model: str, name: str, batch_size: int, device: str | None = None) -> "GuardScorer":
+        from guardkit.guard import Guard
+
+        guard = Guard.from_pretrained(model, device=device)
+        if Path(model).is_dir():
+            folder = Path(model)
+        else:
+            from huggingface_hub import snapshot_download
+
+            # from_pretrained has just put the repo in the Hub cache; this only finds it there.
+            folder = Path(snapshot_download(model, local_files_only=True))
+        return cls(name, ScorerSpec("model", model), guard, folder, batch_size)
+
+    @property
+    def kind(self) -> str:
+        return self.guard.kind
+
+    @property
+    def own_policies(self) -> list[str]:
+        return self.guard.policy_ids
+
+    def can_score(self, policy_id: str) -> bool:
+        # Pair guards and judges read the policy as input, so they also score policies they never saw.
+        return self.guard.manifest.input_format != "text" or policy_id in self.guard.policy_ids
+
+    def _score(self, policy: Policy, texts: list[str]) -> np.ndarray:
+        # By id for a policy the guard was trained on (it reads the instruction stored with it), as a
+        # Policy for any other (it reads that policy's own instruction).
+        known = policy.id in self.guard.manifest.policies
+        return self.guard.score(texts, policy=policy.id if known else policy, batch_size=self.batch_size)
+
+    def size_on_disk(self) -> int:
+        return folder_size(self.folder)
+
+    def training_dataset_ids(self) -> list[tuple[str, str | None]]:
+        return [(ref.id, ref.revision) for ref in self.guard.manifest.datasets]
+
+
+def build_scorer(spec: ScorerSpec, name: str, config) -> Scorer:
+    """The scorer a spec describes: a guard loaded from its folder or Hub id, or a registered baseline."""
+    if spec.kind == "model":
+        return GuardScorer.load(spec.name, name, config.batch_size, device=config.device)
+    from guardkit.evaluate.baselines import build_baseline
+
+    return build_baseline(spec.name, config)
