@@ -39,8 +39,9 @@ from guardkit.errors import GuardkitError
 HUB_URL_PREFIXES = {"dataset": "datasets/", "model": "", "space": "spaces/"}
 # The config each stage saves next to its output: the commit message names it so a Hub commit says how it was made.
 SOURCE_CONFIGS = {"dataset": ("generation.yaml",), "model": ("training.yaml", "merge.yaml"), "space": ()}
-# Local leftovers that are not part of an artifact; huggingface_hub adds .git and its own download metadata.
-IGNORE_PATTERNS = ["*.pyc", "__pycache__/*", "*/__pycache__/*", ".ipynb_checkpoints/*", "*/.ipynb_checkpoints/*"]
+# Local leftovers that are not part of an artifact (search.db: the merge search's resumable Optuna study);
+# huggingface_hub adds .git and its own download metadata.
+IGNORE_PATTERNS = ["*.pyc", "__pycache__/*", "*/__pycache__/*", ".ipynb_checkpoints/*", "*/.ipynb_checkpoints/*", "search.db"]
 # Text files where a token could have been pasted. Any token-shaped string in config-like files is refused; data
 # files are only checked for the active token, since synthetic rows may hold made-up keys on purpose (PII policies).
 CONFIG_SUFFIXES = {".md", ".yaml", ".yml", ".json", ".txt", ".py", ".toml", ".cfg", ".ini", ".env", ".html"}
