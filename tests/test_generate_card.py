@@ -1,0 +1,69 @@
+from pathlib import Path
+
+from datasets import Features
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard
+
+from guardkit.data.schema import FEATURES
+from guardkit.generate.card import model_label, render_card, size_category
+from guardkit.generate.config import GenerateConfig
+from guardkit.policies import load_policies
+
+FIXTURE = Path(__file__).parent / "fixtures" / "policies" / "pet_safety.yaml"
+
+
+def _stats():
+    counts = {"pet_safety": {"safe": {"train": 5, "validation": 1, "test": 2}, "unsafe": {"train": 5, "validation": 1, "test": 2}}}
+    return {
+        "generator": {"backend": "transformers", "model": "smollm2-135m", "temperature": 0.9, "top_p": 0.95},
+        "prompt_style": "list",
+        "judge": {"model": "smollm2-135m", "kind": "verdict-token logits", "calibration": {"pet_safety": {"threshold": 0.07, "held_out_balanced_accuracy": 0.8}}},
+        "requests": {"done": 9, "failed": 1, "unparseable": 2},
+        "candidates": 40,
+        "filtering": {"exact_duplicate": 3, "judge_disagreed": 12},
+        "reflection": [{"policy": "pet_safety", "label": "safe", "judged": 10, "agreed": 8}, {"policy": "pet_safety", "label": "unsafe", "judged": 10, "agreed": 5}],
+        "augmentation": {"leetspeak": 1, "jailbreak:grandma": 1},
+        "counts": {"default": counts, "multitask": counts},
+        "diversity": [{"policy": "pet_safety", "texts": 16, "distinct2": 0.8, "similarity": 0.31}],
+        "seed_corpora": [{"name": "pyrit", "package": "pyrit==1.1.0", "license": "MIT", "homepage": "https://github.com/Azure/PyRIT", "content": "AdvBench", "prompts": 520, "templates": 80}],
+    }
+
+
+def test_card_front_matter_parses_back(tmp_path):
+    policies = load_policies([str(FIXTURE)])
+    config = GenerateConfig(policies=[str(FIXTURE)], output=str(tmp_path), decontaminate=["/somewhere/on/disk/xstest.parquet"], push_to_hub="org/pets")
+    from dataclasses import asdict
+
+    examples = [{"policy": "pet_safety", "label": "unsafe", "source": "generated", "text": "Feed | the dog\ngrapes"}]
+    card = render_card(
+        name="pets", policies=policies, split_rows={"default": {"train": 10, "validation": 2, "test": 4}, "multitask": {"train": 12, "test": 4}},
+        stats=_stats(), generation=asdict(config), examples=examples, license="apache-2.0",
+    )
+    card.save(tmp_path / "README.md")
+    parsed = DatasetCard.load(tmp_path / "README.md")
+    data = parsed.data
+    assert data.task_categories == ["text-classification"]
+    assert {"synthetic", "guardrails", "test-fixture"} <= set(data.tags)
+    assert data.license == "apache-2.0" and data.language == ["en"] and data.size_categories == ["n<1K"]
+    configs = MetadataConfigs.from_dataset_card_data(data)
+    assert set(configs) == {"default", "multitask"}
+    assert configs["default"]["data_files"][0] == {"split": "train", "path": "data/train-*"}
+    assert [files["split"] for files in configs["multitask"]["data_files"]] == ["train", "test"]  # no empty split
+    infos = DatasetInfosDict.from_dataset_card_data(data)
+    assert infos["multitask"].features == FEATURES and infos["default"].features["label"].names == ["safe", "unsafe"]
+    assert isinstance(infos["default"].features, Features)
+    body = parsed.text
+    assert "Feeding pets foods that are toxic to them" in body  # the policy's full text
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in body and "pyrit==1.1.0" in body
+    assert "| `pet_safety` | unsafe | 10 | 5 | 50% |" in body
+    assert "Feed \\| the dog grapes" in body
+    assert "/somewhere/on/disk" not in body and "`xstest.parquet`" in body
+    assert '"org/pets"' in body
+
+
+def test_model_labels_never_show_local_paths(tmp_path):
+    assert model_label("smollm2-135m") == "[`HuggingFaceTB/SmolLM2-135M-Instruct`](https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)"
+    assert model_label(str(tmp_path / "my-model")) == "`my-model` (a local model)"
+    assert model_label("gpt-4o-mini") == "`gpt-4o-mini`"
+    assert size_category(999) == "n<1K" and size_category(5000) == "1K<n<10K"

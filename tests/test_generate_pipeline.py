@@ -1,0 +1,127 @@
+"""End-to-end runs of `guardkit generate` on the shipped SmolLM2 and MiniLM (integration: slower)."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from datasets import load_dataset
+from huggingface_hub import DatasetCard
+
+from guardkit.data.io import load_guard_dataset
+from guardkit.data.schema import FEATURES
+from guardkit.errors import GuardkitError
+from guardkit.generate.config import GenerateConfig
+from guardkit.generate.pipeline import generate
+from guardkit.generate.store import CandidateStore
+from guardkit.hub import inspect_folder
+
+FIXTURE = Path(__file__).parent / "fixtures" / "policies" / "pet_safety.yaml"
+SECOND = FIXTURE.with_name("movie_spoilers.yaml")
+SMALL = ["--num_per_label", "2", "--texts_per_request", "4", "--max_new_tokens", "64", "--oversample", "2", "--max_rounds", "1"]
+
+
+def _done_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum('"status": "done"' in line for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def _check_folder(folder: Path, policies: set[str]) -> None:
+    splits = load_dataset(str(folder))
+    assert set(splits) == {"train", "validation", "test"}
+    assert all(split.features == FEATURES for split in splits.values())
+    multitask, loaded_policies = load_guard_dataset(folder, "multitask")
+    assert policies <= set(loaded_policies)
+    assert set(multitask["train"]["policy"]) <= policies
+    default, _ = load_guard_dataset(folder, "default")
+    assert len(multitask["train"]) >= len(default["train"])
+    card = DatasetCard.load(folder / "README.md")
+    assert "synthetic" in card.data.tags and card.data.task_categories == ["text-classification"]
+    inspect_folder(folder)  # the publishing checks: configs, features, files, no local paths
+    assert (folder / "generation.yaml").exists() and all((folder / "policies" / f"{policy}.yaml").exists() for policy in policies)
+    stats = json.loads((folder / "stats.json").read_text())
+    assert stats["accepted_per_minute"] >= 0
+
+
+def _no_duplicates(folder: Path) -> CandidateStore:
+    store = CandidateStore(folder / "candidates.jsonl")
+    ids = [candidate["id"] for candidate in store.candidates]
+    assert len(ids) == len(set(ids))
+    records = [json.loads(line) for line in (folder / "candidates.jsonl").read_text().splitlines()]
+    done = Counter(record["request_id"] for record in records if record["type"] == "request" and record["status"] == "done")
+    assert done and max(done.values()) == 1
+    return store
+
+
+@pytest.mark.integration
+def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minilm_dir, tmp_path):
+    folder = tmp_path / "data"
+    args = ["--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, "--batch_size", "1", "--reflection", "off"]
+    process = subprocess.Popen([sys.executable, "-m", "guardkit.cli", "generate", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 600
+    while _done_lines(folder / "candidates.jsonl") < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 130, output
+    assert "rerun the same command to resume" in output
+    before = (folder / "candidates.jsonl").read_text()
+    first_candidates = [candidate["id"] for candidate in CandidateStore(folder / "candidates.jsonl").candidates]
+    assert first_candidates
+
+    from guardkit.config import parse_config
+
+    config = parse_config(GenerateConfig, args, prog="generate", description="")
+    assert generate(config) == 0
+    after = (folder / "candidates.jsonl").read_text()
+    assert after.startswith(before.rstrip("\n"))  # nothing written before the interruption was lost
+    store = _no_duplicates(folder)
+    assert [candidate["id"] for candidate in store.candidates][: len(first_candidates)] == first_candidates
+    _check_folder(folder, {"pet_safety", "movie_spoilers"})
+    multitask = load_dataset(str(folder), "multitask")["train"]
+    assert any(source.startswith("cross_policy:") for source in multitask["source"])
+
+    changed = parse_config(GenerateConfig, [*args, "--seed", "5"], prog="generate", description="")
+    with pytest.raises(GuardkitError, match="seed"):
+        generate(changed)
+
+
+@pytest.mark.integration
+def test_openai_backend_against_transformers_serve_survives_a_server_crash(smollm2_dir, minilm_dir, tmp_path):
+    from test_generate_backends import Server
+
+    server = Server(smollm2_dir, tmp_path / "serve.log")
+    server.start()
+    folder = tmp_path / "data"
+    config = GenerateConfig(
+        policies=[str(FIXTURE)], output=str(folder), num_per_label=2, texts_per_request=4, max_new_tokens=64, oversample=4, max_rounds=1,
+        backend="openai", generator=str(smollm2_dir), base_url=server.base_url, prompt_style="list", concurrency=1,
+        max_retries=1, retry_backoff=0.1, request_timeout=600, reflection="off",
+    )
+
+    def kill_after_first_request():
+        while _done_lines(folder / "candidates.jsonl") < 1 and server.process.poll() is None:
+            time.sleep(0.2)
+        server.kill()
+
+    watcher = threading.Thread(target=kill_after_first_request)
+    watcher.start()
+    try:
+        with pytest.raises(GuardkitError, match="rerun the same command"):
+            generate(config)
+        watcher.join()
+        first = [candidate["id"] for candidate in CandidateStore(folder / "candidates.jsonl").candidates]
+        assert first
+        server.start()
+        assert generate(config) == 0
+    finally:
+        server.kill()
+    store = _no_duplicates(folder)
+    assert [candidate["id"] for candidate in store.candidates][: len(first)] == first
+    _check_folder(folder, {"pet_safety"})
