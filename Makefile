@@ -34,8 +34,15 @@ $(SETUP_STAMP): pyproject.toml Makefile
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+BENCH_OUT ?= runs/bench
+
+# Speed benchmarks of each stage on this machine; results as JSON under $(BENCH_OUT) (see docs/benchmarks.md).
 bench: setup
-	$(BIN)/python -m benchmarks.run_all
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_train_inference.py --output $(BENCH_OUT)/train_inference.json
+	$(BIN)/python benchmarks/bench_merge.py --output $(BENCH_OUT)/merge.json
+	$(BIN)/python benchmarks/bench_generate.py --json $(BENCH_OUT)/generate.json
+	$(BIN)/python benchmarks/bench_evaluate.py --output $(BENCH_OUT)/evaluate
 
 clean-venv:
 	rm -rf $(VENV)

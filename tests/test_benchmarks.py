@@ -21,6 +21,7 @@ from guardkit.data.benchmarks import (
 )
 from guardkit.data.schema import FEATURES
 from guardkit.errors import GuardkitError
+from guardkit.policies import shipped_policies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 FIXTURE_FILES = {
@@ -35,20 +36,7 @@ FIXTURE_FILES = {
     "deepset-prompt-injections": "deepset-prompt-injections.parquet",
     "simple-safety-tests": "simple-safety-tests.csv",
 }
-# The policies guardkit ships (guardkit/policies/*.yaml).
-SHIPPED_POLICY_IDS = {
-    "prompt_injection",
-    "jailbreak",
-    "violent_crimes",
-    "nonviolent_crimes",
-    "hate_harassment",
-    "self_harm",
-    "sexual_content",
-    "privacy_pii",
-    "regulated_advice",
-    "elections_misinformation",
-    "banking_assistant",
-}
+SHIPPED_POLICY_IDS = set(shipped_policies())
 
 
 @pytest.fixture(autouse=True)
