@@ -14,6 +14,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from guardkit.errors import GuardkitError
+from guardkit.yamlfile import read_yaml
 
 ConfigT = TypeVar("ConfigT")
 
@@ -73,12 +74,7 @@ class GuardkitParser(HfArgumentParser):
         return tuple(configs)
 
     def _apply_config_file(self, path: Path) -> None:
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"--config {path}: no such file") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"--config {path}: not valid YAML ({error})") from None
+        values = read_yaml(path, ConfigError, f"--config {path}", "file") or {}
         if not isinstance(values, dict):
             raise ConfigError(f"--config {path}: expected a mapping of option names to values")
         known = {field.name for dtype in self.dataclass_types for field in dataclasses.fields(dtype)}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from guardkit.errors import GuardkitError
 from guardkit.merge.merging import GRANULARITIES
 from guardkit.merge.methods import METHODS, get_method
+from guardkit.yamlfile import first_validation_problem, read_yaml
 
 
 class RecipeError(GuardkitError):
@@ -100,15 +100,8 @@ class MergeRecipe(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> "MergeRecipe":
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RecipeError(f"{path}: no such recipe file") from None
-        except yaml.YAMLError as error:
-            raise RecipeError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
+        raw = read_yaml(path, RecipeError, str(path), "recipe file")
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "<root>"
-            raise RecipeError(f"{path}: field '{field}': {first['msg']}") from None
+            raise RecipeError(first_validation_problem(str(path), error)) from None

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from guardkit.errors import GuardkitError
+from guardkit.yamlfile import first_validation_problem, read_yaml
 
 
 class PolicyError(GuardkitError):
@@ -80,13 +81,7 @@ class Policy(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Policy":
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(f"{path}: no such policy file") from None
-        except yaml.YAMLError as error:
-            raise PolicyError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(read_yaml(path, PolicyError, str(path), "policy file"), source=str(path))
 
     @classmethod
     def from_dict(cls, raw: object, source: str = "<policy>") -> "Policy":
@@ -95,6 +90,4 @@ class Policy(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "<root>"
-            raise PolicyError(f"{source}: field '{field}': {first['msg']}") from None
+            raise PolicyError(first_validation_problem(source, error)) from None
