@@ -12,7 +12,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from guardkit.assets import resolve_model  # noqa: E402
-from guardkit.data.schema import ID2LABEL, LABEL2ID  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,25 +28,11 @@ def smollm2_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
     """A randomly initialised 2-layer BERT classifier (128-token limit) with the MiniLM tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from tiny_models import tiny_bert
 
-    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    tokenizer.model_max_length = 128
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=2,
-        id2label=ID2LABEL,
-        label2id=LABEL2ID,
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
+    model, tokenizer = tiny_bert(minilm_dir)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

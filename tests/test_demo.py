@@ -56,27 +56,11 @@ def make_tiny_guards(root: Path, tiny_bert_dir: Path) -> tuple[Path, Path]:
     The shipped instructions are 120-170 tokens, more than `tiny_bert_dir`'s 128-token limit leaves
     beside a text, so the pair guard is a 2-layer BERT like it with 512 positions.
     """
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from tiny_models import tiny_bert
 
-    from guardkit.data.schema import ID2LABEL, LABEL2ID
-
-    torch.manual_seed(1)
     wide = root / "wide-bert"
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    tokenizer.model_max_length = 512
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=2,
-        id2label=ID2LABEL,
-        label2id=LABEL2ID,
-    )
-    BertForSequenceClassification(config).save_pretrained(wide)
+    model, tokenizer = tiny_bert(tiny_bert_dir, positions=512, seed=1)
+    model.save_pretrained(wide)
     tokenizer.save_pretrained(wide)
     pair = _save_tiny_guard(root / "tiny-multitask", wide, "multitask", PAIR_POLICIES, max_length=256)
     task = _save_tiny_guard(root / "tiny-task", tiny_bert_dir, "task", (TASK_POLICY,), max_length=128)

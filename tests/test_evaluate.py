@@ -24,12 +24,13 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertForSequenceClassification
+from tiny_models import tiny_bert
+from transformers import AutoModel, AutoTokenizer
 
 from guardkit import cli
 from guardkit.config import ConfigError, parse_config
 from guardkit.data.io import split_file
-from guardkit.data.schema import ID2LABEL, LABEL2ID, rows_to_dataset
+from guardkit.data.schema import LABEL2ID, rows_to_dataset
 from guardkit.errors import GuardkitError
 from guardkit.evaluate import perturbations
 from guardkit.evaluate.baselines import build_baseline
@@ -94,24 +95,11 @@ def guard_dataset(tmp_path_factory) -> Path:
 
 
 def _save_tiny_guard(folder: Path, tokenizer_dir: Path, kind: str, policy_ids, positions: int, dataset: Path) -> Path:
-    torch.manual_seed(len(policy_ids))
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    tokenizer.model_max_length = positions
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=positions,
-        num_labels=2,
-        id2label=ID2LABEL,
-        label2id=LABEL2ID,
-    )
+    model, tokenizer = tiny_bert(tokenizer_dir, positions=positions, seed=len(policy_ids))
     card = ModelCard.from_template(ModelCardData(license="apache-2.0", model_name=folder.name))
     return save_guard(
         folder,
-        BertForSequenceClassification(config),
+        model,
         tokenizer,
         kind=kind,
         policies=[get_policy(policy_id) for policy_id in policy_ids],

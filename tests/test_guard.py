@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, pipeline
+from tiny_models import tiny_bert
+from transformers import pipeline
 
 from guardkit import cli
 from guardkit.data.schema import ID2LABEL
@@ -39,24 +40,9 @@ def short_policy(policy_id: str) -> Policy:
     )
 
 
-def tiny_classifier(folder, positions: int = 128, seed: int = 0):
-    torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=positions,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config), tokenizer
-
-
 @pytest.fixture(scope="module")
 def task_guard_dir(tmp_path_factory, tiny_bert_dir):
-    model, tokenizer = tiny_classifier(tiny_bert_dir)
+    model, tokenizer = tiny_bert(tiny_bert_dir)
     folder = tmp_path_factory.mktemp("task-guard")
     save_guard(
         folder,
@@ -76,7 +62,7 @@ def task_guard_dir(tmp_path_factory, tiny_bert_dir):
 
 @pytest.fixture(scope="module")
 def pair_guard_dir(tmp_path_factory, tiny_bert_dir):
-    model, tokenizer = tiny_classifier(tiny_bert_dir, seed=1)
+    model, tokenizer = tiny_bert(tiny_bert_dir, seed=1)
     folder = tmp_path_factory.mktemp("pair-guard")
     save_guard(
         folder,
@@ -212,7 +198,7 @@ def test_unreadable_folders(tmp_path, task_guard_dir):
 
 
 def test_save_guard_rejects_a_multi_policy_text_guard(tmp_path, tiny_bert_dir):
-    model, tokenizer = tiny_classifier(tiny_bert_dir)
+    model, tokenizer = tiny_bert(tiny_bert_dir)
     with pytest.raises(GuardError, match="exactly one policy"):
         save_guard(
             tmp_path, model, tokenizer, kind="task", policies=[short_policy("a"), short_policy("b")],

@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from guardkit.config import save_config
-from guardkit.data.io import CONFIG_DIRS, SPLITS, split_file
+from guardkit.data.io import SPLITS, split_file
 from guardkit.data.schema import rows_to_dataset
 from guardkit.errors import GuardkitError
 from guardkit.generate.augmentation import BUILTIN_JAILBREAK_TEMPLATES, augment_policy_rows
