@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 from huggingface_hub import ModelCard
-from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForSequenceClassification, pipeline
+from tiny_models import tiny_bert
+from transformers import AutoModelForCausalLM, pipeline
 
 from guardkit import cli
 from guardkit.config import parse_config
@@ -208,16 +209,10 @@ def test_task_guard_errors(tmp_path, marker_dataset, tiny_bert_dir):
 
 @pytest.fixture(scope="module")
 def pair_model_dir(tmp_path_factory, tiny_bert_dir):
-    """A tiny BERT with room for the shipped instructions (80-115 tokens) beside a text."""
-    torch.manual_seed(0)
+    """A tiny BERT with room for the shipped instructions (120-170 tokens) beside a text."""
     folder = tmp_path_factory.mktemp("tiny-bert-512")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    tokenizer.model_max_length = 512
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512, num_labels=2,
-    )  # fmt: skip
-    BertForSequenceClassification(config).save_pretrained(folder)
+    model, tokenizer = tiny_bert(tiny_bert_dir, positions=512)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -252,12 +247,14 @@ def test_multitask_guard_with_holdout(tmp_path, pair_model_dir):
     assert [(verdict.text_index, verdict.policy) for verdict in verdicts] == [(0, "jailbreak"), (0, "self_harm"), (1, "jailbreak"), (1, "self_harm")]
 
 
-def test_multitask_errors(tmp_path, tiny_bert_dir):
+def test_multitask_errors(tmp_path, tiny_bert_dir, pair_model_dir):
     dataset = write_dataset(tmp_path / "data", ["jailbreak"], {"train": 8, "validation": 4}, max_words=5)
     with pytest.raises(TrainingError, match="without rows"):
         train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "a"), holdout_policies="self_harm"))
-    with pytest.raises(TrainingError, match="leaves too little room"):
-        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "b"), base_model=str(tiny_bert_dir), max_length=64))
+    with pytest.raises(TrainingError, match="leaves too little room for the text within --max_length 64; use --max_length"):
+        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "b"), base_model=str(pair_model_dir), max_length=64))
+    with pytest.raises(TrainingError, match="more than the 128-token limit .* use a base model with more positions"):
+        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "c"), base_model=str(tiny_bert_dir), max_length=128))
 
 
 # ---------------------------------------------------------------- JudgeGuard

@@ -103,6 +103,11 @@ def _check_lengths(config: EncoderTrainingConfig, spec: EncoderGuardSpec, model,
     special = tokenizer.num_special_tokens_to_add(pair=True)
     for policy_id, instruction in spec.instructions.items():
         needed = len(tokenizer(instruction, add_special_tokens=False)["input_ids"]) + special + MIN_TEXT_TOKENS
+        if needed > limit:
+            raise TrainingError(
+                f"the instruction of policy '{policy_id}' needs {needed} tokens with a minimal text, more than the "
+                f"{limit}-token limit of '{config.base_model}': shorten the policy or use a base model with more positions"
+            )
         if needed > config.max_length:
             raise TrainingError(
                 f"the instruction of policy '{policy_id}' leaves too little room for the text within --max_length "
