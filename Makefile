@@ -60,7 +60,10 @@ OUT ?= runs/reproduce
 CONFIG ?= configs/reproduce.yaml
 REPRO := $(BIN)/python -m guardkit.reproduce
 GUARDKIT := $(BIN)/guardkit
-STAGE_CONFIGS := $(OUT)/configs/run.yaml
+# The default chain runs offline: nothing is downloaded from the Hub. A CONFIG with Hub models or data
+# needs `make reproduce HF_HUB_OFFLINE=0`.
+$(OUT)/%: export HF_HUB_OFFLINE ?= 1
+STAGE_CONFIG = $(OUT)/configs/$(1).yaml
 DATASET := $(OUT)/dataset/README.md
 # Evaluated when a step runs, after setup exists.
 POLICIES = $(shell $(REPRO) policies $(CONFIG))
@@ -78,37 +81,46 @@ reproduce: $(OUT)/REPORT.md
 reproduce-small:
 	$(MAKE) reproduce CONFIG=configs/reproduce-small.yaml OUT=runs/reproduce-small
 
-$(STAGE_CONFIGS): $(CONFIG) $(SETUP_STAMP)
+# One config per stage, rewritten only where its section of $(CONFIG) changed: editing the evaluate
+# section reruns evaluate, not generation.
+$(OUT)/configs/.split: $(CONFIG) $(SETUP_STAMP)
 	$(REPRO) split $(CONFIG) $(OUT)
+	touch $@
 
-$(DATASET): $(STAGE_CONFIGS)
+$(OUT)/configs/%.yaml: $(OUT)/configs/.split ;
+# Kept although only pattern rules name them (make would delete them as intermediate files).
+.PRECIOUS: $(OUT)/configs/%.yaml
+
+$(DATASET): $(call STAGE_CONFIG,generate)
 	$(REPRO) step generate $(OUT) -- $(GUARDKIT) generate --config $(OUT)/configs/generate.yaml --output $(OUT)/dataset
 
-$(OUT)/taskguards/%/guardkit.json: $(DATASET)
+$(OUT)/taskguards/%/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_task)
 	$(REPRO) step train-task-$* $(OUT) -- $(GUARDKIT) train task --config $(OUT)/configs/train_task.yaml \
 		--dataset $(OUT)/dataset --policy $* --output $(OUT)/taskguards/$*
 
-$(OUT)/multitask/guardkit.json: $(DATASET)
+$(OUT)/multitask/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_multitask)
 	$(REPRO) step train-multitask $(OUT) -- $(GUARDKIT) train multitask --config $(OUT)/configs/train_multitask.yaml \
 		--dataset $(OUT)/dataset --output $(OUT)/multitask
 
-$(OUT)/judgeguard/guardkit.json: $(DATASET)
+$(OUT)/judgeguard/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_judge)
 	$(REPRO) step train-judge $(OUT) -- $(GUARDKIT) train judge --config $(OUT)/configs/train_judge.yaml \
 		--dataset $(OUT)/dataset --output $(OUT)/judgeguard
 
-$(OUT)/uniguard/guardkit.json: $$(TASK_GUARDS) $(OUT)/multitask/guardkit.json
+$(OUT)/uniguard/guardkit.json: $$(TASK_GUARDS) $(OUT)/multitask/guardkit.json $(call STAGE_CONFIG,merge)
 	$(REPRO) step merge $(OUT) -- $(GUARDKIT) merge --config $(OUT)/configs/merge.yaml \
 		--models $(patsubst %/guardkit.json,%,$(TASK_GUARDS)) $(OUT)/multitask \
 		--dataset $(OUT)/dataset --output $(OUT)/uniguard
 
-$(OUT)/eval/results.json: $(OUT)/uniguard/guardkit.json $$(if $$(filter true,$$(JUDGE_GUARD)),$(OUT)/judgeguard/guardkit.json)
+$(OUT)/eval/results.json: $(OUT)/uniguard/guardkit.json $$(if $$(filter true,$$(JUDGE_GUARD)),$(OUT)/judgeguard/guardkit.json) \
+		$(call STAGE_CONFIG,evaluate)
 	$(REPRO) step evaluate $(OUT) -- $(GUARDKIT) evaluate --config $(OUT)/configs/evaluate.yaml \
 		$(foreach model,$(EVAL_MODELS),--model $(model)) --dataset $(OUT)/dataset --output $(OUT)/eval \
 		--update-card $(OUT)/uniguard
 
-$(OUT)/REPORT.md: $(OUT)/eval/results.json
+$(OUT)/REPORT.md: $(OUT)/eval/results.json $(call STAGE_CONFIG,run)
 	$(REPRO) report $(OUT) --config $(CONFIG)
 
-# Copy the report of a full run into the committed docs (docs/results.md, plots in docs/results/).
+# Copy the report of a full run into the committed docs (docs/results.md, plots in docs/results/) and its
+# headline table into README.md.
 docs/results.md: $(OUT)/REPORT.md
 	$(REPRO) publish-docs $(OUT) --docs docs

@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from guardkit import __version__
+from guardkit.errors import GuardkitError
 from guardkit.evaluate.results import LOWER_IS_BETTER, read_results
 
 # Column titles of the guard kinds; every TaskGuard shares one column, each holding its own policy.
 KIND_TITLES = {"uniguard": "UniGuard", "multitask": "MultiTaskGuard", "task": "TaskGuard", "judge": "JudgeGuard"}
 HEADLINE_SUITES = ("policy-bench", "synthetic")
 DETAIL_TABLES = {"robustness": "recall_drop", "over-refusal": "false_positive_rate"}
+# The README's headline: one row per (suite, metric), the mean over policies of each guard kind and baseline.
+HEADLINE_ROWS = (
+    ("policy-bench", "f1", "F1, policy-bench (hand-written, independent)"),
+    ("synthetic", "f1", "F1, synthetic test split"),
+    ("over-refusal", "false_positive_rate", "over-refusal FPR (lower is better)"),
+    ("robustness", "recall_drop", "recall drop under obfuscation (lower is better)"),
+)
+README_BLOCK = ("<!-- reproduce-results:start -->", "<!-- reproduce-results:end -->")
 EFFICIENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "throughput_texts_per_s", "all_policies_latency_ms", "peak_rss_mb", "size_on_disk_mb")
 
 
@@ -37,22 +46,28 @@ def _format(value: float | None, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
+def _row(label: str, values: list[float | None], lower_is_better: bool = False) -> str:
+    present = [value for value in values if value is not None]
+    best = (min if lower_is_better else max)(present) if len(present) > 1 else None
+    return "| " + " | ".join([label] + [_format(value, value == best) for value in values]) + " |"
+
+
 def _table(header: list[str], rows: list[tuple[str, list[float | None]]], lower_is_better: bool = False) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, values in rows:
-        present = [value for value in values if value is not None]
-        best = (min if lower_is_better else max)(present) if len(present) > 1 else None
-        lines.append("| " + " | ".join([label] + [_format(value, value == best) for value in values]) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [_row(label, values, lower_is_better) for label, values in rows])
 
 
 def pivot(results: dict[str, Any], suite: str, metric: str) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
     """Rows per policy (plus their mean), a column per guard kind or baseline, for one suite's metric."""
     columns, column_of = _columns(results["scorers"])
+    # A column several scorers share (the TaskGuards) has one value per policy, but none for pooled rows.
+    shared = {column for column in columns if list(column_of.values()).count(column) > 1}
     cells: dict[str, dict[str, float]] = defaultdict(dict)
     for row in results["results"]:
         if row["suite"] == suite and row["metric"] == metric and row["value"] is not None:
-            cells[row["policy"]][column_of[row["model"]]] = row["value"]
+            column = column_of[row["model"]]
+            if column not in shared or row["policy"] in results["policies"]:
+                cells[row["policy"]][column] = row["value"]
     policies = [policy for policy in results["policies"] if policy in cells]
     policies += sorted(set(cells) - set(policies))
     used = [column for column in columns if any(column in cells[policy] for policy in policies)]
@@ -81,14 +96,30 @@ def efficiency_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render(out: Path, config_path: Path, machine: str, when: datetime) -> str:
+def headline_table(results: dict[str, Any]) -> str:
+    """Policy means of the headline metrics, a column per guard kind and baseline; the best of each row in bold."""
+    means: dict[str, tuple[dict[str, float | None], bool]] = {}
+    for suite, metric, title in HEADLINE_ROWS:
+        columns, rows = pivot(results, suite, metric)
+        policy_rows = [values for label, values in rows if label.startswith("mean of ") or label in results["policies"]]
+        if policy_rows:
+            # pivot puts the mean row last when there is more than one policy.
+            means[title] = (dict(zip(columns, policy_rows[-1])), metric in LOWER_IS_BETTER)
+    columns = list(dict.fromkeys(column for values, _ in means.values() for column in values))
+    lines = ["| mean over policies | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    lines += [_row(title, [values.get(column) for column in columns], lower) for title, (values, lower) in means.items()]
+    return "\n".join(lines)
+
+
+def render(out: Path, config_path: Path, machine: str) -> str:
     results = read_results(out / "eval" / "results.json")
+    finished = datetime.fromisoformat(results["created"]).astimezone(timezone.utc)
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     parts = [
         "# guardkit reproduce report",
         "",
-        f"- run finished: {when:%Y-%m-%d %H:%M} UTC; guardkit {__version__}",
+        f"- run finished: {finished:%Y-%m-%d %H:%M} UTC (evaluation written); guardkit {__version__}",
         f"- machine: {machine}",
         f"- config: `{config_path}` (copied below); artifacts under `{out}`",
         "",
@@ -127,18 +158,33 @@ def render(out: Path, config_path: Path, machine: str, when: datetime) -> str:
     return "\n".join(parts)
 
 
-def write_report(out: Path, config_path: Path, machine: str, when: datetime) -> Path:
+def write_report(out: Path, config_path: Path, machine: str) -> Path:
     path = out / "REPORT.md"
-    path.write_text(render(out, config_path, machine, when), encoding="utf-8")
+    path.write_text(render(out, config_path, machine), encoding="utf-8")
     print(f"reproduce: wrote {path}")
     return path
 
 
-def publish_to_docs(out: Path, docs: Path) -> None:
-    """Copy a full run's report and plots into the committed docs/ (docs/results.md, docs/results/*.png)."""
+def replace_readme_block(readme: Path, content: str) -> None:
+    start, end = README_BLOCK
+    text = readme.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise GuardkitError(f"{readme}: no '{start}' ... '{end}' lines to put the headline table between")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{start}\n{content}\n{end}{after}", encoding="utf-8")
+
+
+def publish_to_docs(out: Path, docs: Path, readme: Path) -> None:
+    """Copy a full run's report and plots into the committed docs/ (docs/results.md, docs/results/*.png)
+    and its headline table into the README."""
     images = docs / "results"
     images.mkdir(parents=True, exist_ok=True)
     for plot in (out / "eval").glob("*.png"):
         shutil.copy2(plot, images / plot.name)
     text = (out / "REPORT.md").read_text(encoding="utf-8").replace("](eval/", "](results/")
     (docs / "results.md").write_text(text, encoding="utf-8")
+    results = read_results(out / "eval" / "results.json")
+    run_line = next(line for line in text.splitlines() if line.startswith("- run finished:"))
+    summary = f"{headline_table(results)}\n\nFrom `make reproduce` ({run_line[2:]}); every table of that run is in [docs/results.md](docs/results.md)."
+    replace_readme_block(readme, summary)

@@ -12,7 +12,6 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -41,6 +40,12 @@ def policy_ids(config: dict) -> list[str]:
     return [policy.id for policy in load_policies(policies)]
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    # An unchanged stage config keeps its time stamp, so make reruns only the steps whose section changed.
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
 def split_config(config_path: str, out: str) -> None:
     config = read_run_config(config_path)
     folder = Path(out) / "configs"
@@ -49,8 +54,8 @@ def split_config(config_path: str, out: str) -> None:
         values = dict(config.get(section) or {})
         if section == "generate":
             values.setdefault("policies", policy_ids(config))
-        (folder / f"{section}.yaml").write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
-    (folder / "run.yaml").write_text(Path(config_path).read_text(encoding="utf-8"), encoding="utf-8")
+        _write_if_changed(folder / f"{section}.yaml", yaml.safe_dump(values, sort_keys=False))
+    _write_if_changed(folder / "run.yaml", Path(config_path).read_text(encoding="utf-8"))
 
 
 def run_step(name: str, out: str, command: list[str]) -> int:
@@ -94,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="write OUT/REPORT.md from OUT/eval/results.json")
     report.add_argument("out")
     report.add_argument("--config", required=True)
-    docs = commands.add_parser("publish-docs", help="copy OUT/REPORT.md and its plots to docs/results.md")
+    docs = commands.add_parser("publish-docs", help="copy OUT/REPORT.md and its plots to docs/results.md, its headline table to the README")
     docs.add_argument("out")
     docs.add_argument("--docs", default="docs")
+    docs.add_argument("--readme", default="README.md", help="README whose marked block gets the headline table")
     args = parser.parse_args(argv)
     try:
         if args.command == "split":
@@ -111,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from guardkit.report import write_report
 
-            write_report(Path(args.out), Path(args.config), machine_description(), datetime.now(timezone.utc))
+            write_report(Path(args.out), Path(args.config), machine_description())
         elif args.command == "publish-docs":
             from guardkit.report import publish_to_docs
 
-            publish_to_docs(Path(args.out), Path(args.docs))
+            publish_to_docs(Path(args.out), Path(args.docs), Path(args.readme))
     except GuardkitError as error:
         print(f"reproduce: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,124 @@
+"""REPORT.md, docs/results.md and the README headline, all computed from results.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from guardkit.errors import GuardkitError
+from guardkit.evaluate.results import SCHEMA_VERSION
+from guardkit.report import headline_table, pivot, publish_to_docs, write_report
+
+POLICIES = ["jailbreak", "self_harm"]
+
+
+def _scorer(name: str, kind: str | None, policies: list[str]) -> dict:
+    scorer = {"name": name, "type": "model" if kind else "baseline", "source": name, "threshold": 0.5, "policies": policies, "notes": []}
+    if kind:
+        scorer["kind"] = kind
+    return scorer
+
+
+def _result(model: str, suite: str, policy: str, metric: str, value: float) -> dict:
+    return {"model": model, "suite": suite, "dataset": "d", "policy": policy, "metric": metric, "value": value, "ci": None, "n": 10}
+
+
+def _results() -> dict:
+    rows = [
+        _result("uniguard", "policy-bench", "jailbreak", "f1", 0.8),
+        _result("uniguard", "policy-bench", "self_harm", "f1", 0.6),
+        _result("jailbreak", "policy-bench", "jailbreak", "f1", 0.5),
+        _result("self_harm", "policy-bench", "self_harm", "f1", 0.9),
+        _result("keyword", "policy-bench", "jailbreak", "f1", 0.4),
+        _result("keyword", "policy-bench", "self_harm", "f1", 0.4),
+        _result("uniguard", "over-refusal", "jailbreak", "false_positive_rate", 0.2),
+        _result("uniguard", "over-refusal", "self_harm", "false_positive_rate", 0.4),
+        _result("keyword", "over-refusal", "jailbreak", "false_positive_rate", 0.1),
+        _result("keyword", "over-refusal", "self_harm", "false_positive_rate", 0.1),
+        _result("uniguard", "efficiency", "jailbreak", "throughput_texts_per_s", 140.0),
+        _result("uniguard", "robustness", "jailbreak", "recall_drop", 0.0),
+        _result("uniguard", "robustness", "all", "recall_drop", 0.1),
+        _result("jailbreak", "robustness", "jailbreak", "recall_drop", 0.5),
+        _result("jailbreak", "robustness", "all", "recall_drop", 0.5),
+        _result("self_harm", "robustness", "self_harm", "recall_drop", 0.2),
+        _result("self_harm", "robustness", "all", "recall_drop", 0.2),
+    ]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": "2026-11-28T01:02:03+00:00",
+        "scorers": [
+            _scorer("uniguard", "uniguard", POLICIES),
+            _scorer("jailbreak", "task", ["jailbreak"]),
+            _scorer("self_harm", "task", ["self_harm"]),
+            _scorer("keyword", None, POLICIES),
+        ],
+        "policies": POLICIES,
+        "suites": {"policy-bench": {"status": "ok", "notes": [], "data": {}}, "public": {"status": "skipped", "notes": ["offline"], "data": {}}},
+        "results": rows,
+    }
+
+
+def _run_folder(tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    (out / "eval").mkdir(parents=True)
+    (out / "eval" / "results.json").write_text(json.dumps(_results()))
+    (out / "eval" / "search.png").write_bytes(b"png")
+    (out / "timings.json").write_text(json.dumps({"generate": 600.0, "evaluate": 300.0}))
+    return out
+
+
+def test_every_task_guard_fills_one_column_with_its_own_policy():
+    columns, rows = pivot(_results(), "policy-bench", "f1")
+    assert columns == ["UniGuard", "TaskGuard", "keyword"]
+    assert rows[0] == ("jailbreak", [0.8, 0.5, 0.4]) and rows[1] == ("self_harm", [0.6, 0.9, 0.4])
+    assert rows[2][0] == "mean of 2 policies" and rows[2][1] == pytest.approx([0.7, 0.7, 0.4])
+
+
+def test_pooled_rows_leave_the_shared_task_guard_column_empty():
+    columns, rows = pivot(_results(), "robustness", "recall_drop")
+    assert columns == ["UniGuard", "TaskGuard"]
+    assert dict(rows)["all"] == [0.1, None] and dict(rows)["self_harm"] == [None, 0.2]
+
+
+def test_headline_is_the_policy_mean_of_each_metric_with_the_best_in_bold():
+    assert headline_table(_results()).splitlines() == [
+        "| mean over policies | UniGuard | TaskGuard | keyword |",
+        "|---|---|---|---|",
+        "| F1, policy-bench (hand-written, independent) | **0.700** | **0.700** | 0.400 |",
+        "| over-refusal FPR (lower is better) | 0.300 | – | **0.100** |",
+        "| recall drop under obfuscation (lower is better) | – | 0.350 | – |",
+    ]
+
+
+def test_report_has_step_times_tables_skipped_suites_and_the_config(tmp_path):
+    out = _run_folder(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text("policies: [jailbreak, self_harm]\ngenerate: {num_per_label: 4}\n")
+    report = write_report(out, config, "test machine").read_text()
+    assert "- run finished: 2026-11-28 01:02 UTC" in report and "- machine: test machine" in report
+    assert "| generate | 10.0 |" in report and "| **total** | 15.0 |" in report
+    assert "| mean of 2 policies | **0.700** | **0.700** | 0.400 |" in report
+    assert "- public: skipped; offline" in report
+    assert "![search](eval/search.png)" in report and "num_per_label: 4" in report
+
+
+def test_publish_copies_report_and_plots_and_fills_the_readme_block(tmp_path):
+    out = _run_folder(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text("policies: [jailbreak]\n")
+    write_report(out, config, "test machine")
+    readme = tmp_path / "README.md"
+    readme.write_text("# intro\n<!-- reproduce-results:start -->\nold table\n<!-- reproduce-results:end -->\nrest\n")
+    publish_to_docs(out, tmp_path / "docs", readme)
+
+    results_md = (tmp_path / "docs" / "results.md").read_text()
+    assert "![search](results/search.png)" in results_md and (tmp_path / "docs" / "results" / "search.png").exists()
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# intro\n") and text.endswith("<!-- reproduce-results:end -->\nrest\n")
+    assert headline_table(_results()) in text and "run finished: 2026-11-28 01:02 UTC" in text
+
+    readme.write_text("# no markers\n")
+    with pytest.raises(GuardkitError, match="reproduce-results:start"):
+        publish_to_docs(out, tmp_path / "docs", readme)
