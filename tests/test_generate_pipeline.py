@@ -62,11 +62,12 @@ def _no_duplicates(folder: Path) -> CandidateStore:
 @pytest.mark.integration
 def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minilm_dir, tmp_path):
     folder = tmp_path / "data"
-    args = ["--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, "--batch_size", "1", "--reflection", "off"]
+    # Oversampling 4: eight requests of ~4 s each, so Ctrl-C lands well before the last one is done.
+    args = ["--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, "--oversample", "4", "--batch_size", "1", "--reflection", "off"]
     process = subprocess.Popen([sys.executable, "-m", "guardkit.cli", "generate", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
     while _done_lines(folder / "candidates.jsonl") < 1 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)  # Ctrl-C
     output = process.communicate(timeout=120)[0].decode()
     assert process.returncode == 130, output
