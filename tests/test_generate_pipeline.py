@@ -64,7 +64,13 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minil
     folder = tmp_path / "data"
     # Oversampling 4: eight requests of ~4 s each, so Ctrl-C lands well before the last one is done.
     args = ["--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, "--oversample", "4", "--batch_size", "1", "--reflection", "off"]
-    process = subprocess.Popen([sys.executable, "-m", "guardkit.cli", "generate", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "guardkit.cli", "generate", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        # A terminal's Ctrl-C: a suite started in the background (`make test &`) inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 600
     while _done_lines(folder / "candidates.jsonl") < 1 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
