@@ -219,6 +219,8 @@ def test_offline_without_cache_fails_fast_with_the_fetch_command(tmp_path, monke
         assert benchmark.hub_id in message
         assert "not in the local datasets cache" in message
         assert f"load_benchmark('{name}')" in message
+        # The cause alone, for a report that lists every benchmark it applies to once.
+        assert raised.value.reason in message and name not in raised.value.reason
 
 
 @pytest.fixture

@@ -32,7 +32,14 @@ RowMapper = Callable[[RawRow], dict[str, Any] | None]
 
 
 class BenchmarkUnavailable(GuardkitError):
-    """A benchmark that cannot be read here and now: gated without access, or offline and not cached."""
+    """A benchmark that cannot be read here and now: gated without access, or offline and not cached.
+
+    `reason` is the cause without the benchmark's name, so that a report can name a shared cause once.
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -505,22 +512,26 @@ def _is_cached(benchmark: Benchmark, cache_dir: str) -> bool:
     return True
 
 
-def _not_cached_message(benchmark: Benchmark, cache_dir: str) -> str:
-    return (
-        f"benchmark '{benchmark.name}' ({benchmark.hub_id}) is not in the local datasets cache ({cache_dir}) "
-        "and the Hugging Face Hub cannot be reached (HF_HUB_OFFLINE is set or there is no network). "
-        "Fetch it once while online with:\n"
+def _not_cached(benchmark: Benchmark, cache_dir: str) -> BenchmarkUnavailable:
+    reason = (
+        f"not in the local datasets cache ({cache_dir}) and the Hugging Face Hub cannot be reached "
+        "(HF_HUB_OFFLINE is set or there is no network)"
+    )
+    message = (
+        f"benchmark '{benchmark.name}' ({benchmark.hub_id}) is {reason}. Fetch it once while online with:\n"
         f"  python -c \"from guardkit.data.benchmarks import load_benchmark; load_benchmark('{benchmark.name}')\"\n"
         f"or pass data_files= with local copies of its {benchmark.file_format} files."
     )
+    return BenchmarkUnavailable(message, reason)
 
 
-def _gated_message(benchmark: Benchmark) -> str:
-    return (
+def _gated(benchmark: Benchmark) -> BenchmarkUnavailable:
+    message = (
         f"benchmark '{benchmark.name}' ({benchmark.hub_id}) is gated on the Hugging Face Hub. Log in at "
         f"https://huggingface.co/datasets/{benchmark.hub_id} and accept its terms, then authenticate with "
         "`hf auth login` (`huggingface-cli login` on older huggingface_hub) or set HF_TOKEN, or pass token=."
     )
+    return BenchmarkUnavailable(message, "gated on the Hugging Face Hub and this account has no access")
 
 
 def _load_raw(benchmark: Benchmark, data_files: str | Path | Sequence[str | Path] | None, token: str | None) -> datasets.Dataset:
@@ -530,15 +541,15 @@ def _load_raw(benchmark: Benchmark, data_files: str | Path | Sequence[str | Path
         return datasets.load_dataset(benchmark.file_format, data_files=files, split="train", cache_dir=cache_dir)
     # Checked before `datasets` is asked, so that offline it fails at once instead of trying the network.
     if _hub_offline() and not _is_cached(benchmark, cache_dir):
-        raise BenchmarkUnavailable(_not_cached_message(benchmark, cache_dir))
+        raise _not_cached(benchmark, cache_dir)
     try:
         return datasets.load_dataset(benchmark.hub_id, benchmark.config, split=benchmark.split, token=token, cache_dir=cache_dir)
     except (GatedRepoError, DatasetNotFoundError) as error:
         if isinstance(error, GatedRepoError) or benchmark.gated or "gated" in str(error):
-            raise BenchmarkUnavailable(_gated_message(benchmark)) from error
+            raise _gated(benchmark) from error
         raise
     except (ConnectionError, LocalEntryNotFoundError) as error:
-        raise BenchmarkUnavailable(_not_cached_message(benchmark, cache_dir)) from error
+        raise _not_cached(benchmark, cache_dir) from error
 
 
 def load_benchmark(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from guardkit.data.benchmarks import BENCHMARKS, BenchmarkUnavailable, get_benchmark, load_benchmark
-from guardkit.evaluate.harness import ANY_POLICY, UNSAFE, EvaluationContext, FETCH_HINT, SuiteOutcome, SuiteSkipped, first_sentence
+from guardkit.evaluate.harness import ANY_POLICY, UNSAFE, EvaluationContext, FETCH_HINT, SuiteOutcome, SuiteSkipped
 from guardkit.evaluate.suites import register_suite
 
 NAME = "public"
@@ -21,13 +21,13 @@ def run(context: EvaluationContext) -> SuiteOutcome:
     outcome = SuiteOutcome(NAME)
     files = context.config.benchmark_file_map()
     names = context.config.benchmarks or list(BENCHMARKS)
-    missing = []
+    missing: dict[str, list[str]] = {}
     for name in tqdm(names, desc=NAME, unit="benchmark"):
         benchmark = get_benchmark(name)
         try:
             data = load_benchmark(name, data_files=files.get(name))
         except BenchmarkUnavailable as error:
-            missing.append(first_sentence(error))
+            missing.setdefault(error.reason, []).append(name)
             continue
         data = data.select(context.sample(data["label"]))
         outcome.data[name] = {"rows": len(data), "hub_id": benchmark.hub_id}
@@ -48,8 +48,10 @@ def run(context: EvaluationContext) -> SuiteOutcome:
                         scorer, [policy], unsafe, [UNSAFE] * len(unsafe), suite=NAME, dataset=name, policy=policy.id
                     )
                     outcome.measurements.extend(measurements)
+    # Offline every benchmark fails for the same reason: it is said once, with the names it applies to.
+    reasons = [f"{', '.join(names)}: {reason}" for reason, names in missing.items()]
     if not outcome.data:
-        raise SuiteSkipped("no public benchmark could be read: " + "; ".join(missing) + f"; {FETCH_HINT}")
+        raise SuiteSkipped("no public benchmark could be read: " + "; ".join(reasons) + f"; {FETCH_HINT}")
     if missing:
-        outcome.notes.extend(["missing benchmarks, not scored:", *missing, FETCH_HINT])
+        outcome.notes.extend(["missing benchmarks, not scored:", *reasons, FETCH_HINT])
     return outcome
