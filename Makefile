@@ -65,9 +65,10 @@ GUARDKIT := $(BIN)/guardkit
 $(OUT)/%: export HF_HUB_OFFLINE ?= 1
 STAGE_CONFIG = $(OUT)/configs/$(1).yaml
 DATASET := $(OUT)/dataset/README.md
-# Evaluated when a step runs, after setup exists.
-POLICIES = $(shell $(REPRO) policies $(CONFIG))
-JUDGE_GUARD = $(shell $(REPRO) option $(CONFIG) judge_guard)
+# Read from $(CONFIG) by guardkit, so only once setup exists: make 4.3 expands the prerequisites below
+# while it reads this file, which is why `reproduce` sets up first and then runs the chain in a sub-make.
+POLICIES = $(if $(wildcard $(SETUP_STAMP)),$(shell $(REPRO) policies $(CONFIG)))
+JUDGE_GUARD = $(if $(wildcard $(SETUP_STAMP)),$(shell $(REPRO) option $(CONFIG) judge_guard))
 TASK_GUARDS = $(foreach policy,$(POLICIES),$(OUT)/taskguards/$(policy)/guardkit.json)
 EVAL_MODELS = $(OUT)/uniguard $(OUT)/multitask $(patsubst %/guardkit.json,%,$(TASK_GUARDS)) \
 	$(if $(filter true,$(JUDGE_GUARD)),$(OUT)/judgeguard)
@@ -75,7 +76,8 @@ EVAL_MODELS = $(OUT)/uniguard $(OUT)/multitask $(patsubst %/guardkit.json,%,$(TA
 .PHONY: reproduce reproduce-small
 .SECONDEXPANSION:
 
-reproduce: $(OUT)/REPORT.md
+reproduce: setup
+	@$(MAKE) --no-print-directory $(OUT)/REPORT.md
 	@echo "report: $(OUT)/REPORT.md"
 
 reproduce-small:
