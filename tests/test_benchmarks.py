@@ -242,6 +242,7 @@ def test_gated_dataset_explains_the_token_step(online, monkeypatch):
     assert "https://huggingface.co/datasets/allenai/wildguardmix" in message
     assert "accept its terms" in message
     assert "hf auth login" in message and "HF_TOKEN" in message
+    assert "gated" in raised.value.reason and "wildguard" not in raised.value.reason
 
 
 def test_unreachable_hub_reads_as_unavailable(online, monkeypatch):

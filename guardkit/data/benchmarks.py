@@ -531,7 +531,7 @@ def _gated(benchmark: Benchmark) -> BenchmarkUnavailable:
         f"https://huggingface.co/datasets/{benchmark.hub_id} and accept its terms, then authenticate with "
         "`hf auth login` (`huggingface-cli login` on older huggingface_hub) or set HF_TOKEN, or pass token=."
     )
-    return BenchmarkUnavailable(message, "gated on the Hugging Face Hub and this account has no access")
+    return BenchmarkUnavailable(message, "gated on the Hugging Face Hub (log in and accept its terms)")
 
 
 def _load_raw(benchmark: Benchmark, data_files: str | Path | Sequence[str | Path] | None, token: str | None) -> datasets.Dataset:
