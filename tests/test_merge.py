@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Bert
 from guardkit.cli import main
 from guardkit.data.io import split_file
 from guardkit.data.schema import ID2LABEL, LABEL2ID, rows_to_dataset
-from guardkit.guard import Guard, GuardManifest, save_guard
+from guardkit.guard import UNSAFE, Guard, GuardManifest, save_guard
 from guardkit.merge.config import MergeConfig
 from guardkit.merge.recipe import MergeRecipe, RecipeError
 from guardkit.merge.search import MergeConfigError, run_merge
@@ -30,6 +30,7 @@ from guardkit.merge.sources import (
     load_sources,
 )
 from guardkit.policies import Policy
+from guardkit.train.calibration import fit_logit_scaling
 from guardkit.train.card import render_guard_card
 
 NEUTRAL = "the weather is nice today we met at noon my friend likes music books and a long walk in the garden".split()
@@ -158,6 +159,7 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     assert set(manifest["policies"]) == set(POLICIES)
     card = (output / "README.md").read_text()
     assert "fruit-taskguard" in card and "vehicle-multitaskguard" in card and "merge.yaml" in card
+    assert "P(unsafe) rescaled as sigmoid(" in card
     table = (output / "search.csv").read_text().splitlines()
     assert len(table) == 1 + 8 and "f1.fruit_talk" in table[0] and "weight.0.all" in table[0]
     assert (output / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -202,9 +204,18 @@ def test_recipe_replay_reproduces_a_stochastic_block_merge_bit_for_bit(toy_sourc
     for _ in range(2):
         workspace.apply(plan, recipe.weights_by_group(), recipe.parameters)
     state = workspace.scorer.model.state_dict()
-    assert all(torch.equal(state[name], first[name]) for name in first)
+    head = ("classifier.weight", "classifier.bias")
+    assert all(torch.equal(state[name], first[name]) for name in first if name not in head)
     validation = workspace.encoded_split("validation", config.max_validation_rows, config.seed)
     assert workspace.evaluate(validation, "mean_f1").value == recipe.search.value
+    # Only the head differs: the trial's, rescaled by the Platt scaling fitted on every validation row.
+    every_row = workspace.encoded_split("validation")
+    scaling = fit_logit_scaling(every_row.labels, every_row.score(workspace.scorer, config.batch_size))
+    assert scaling.scale != 1.0
+    bias = scaling.scale * state["classifier.bias"]
+    bias[UNSAFE] += scaling.shift
+    assert torch.allclose(first["classifier.weight"], scaling.scale * state["classifier.weight"])
+    assert torch.allclose(first["classifier.bias"], bias)
 
 
 def test_study_resumes_from_its_storage_and_refuses_other_settings(toy_sources, toy_dataset, tmp_path):

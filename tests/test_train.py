@@ -20,7 +20,7 @@ from guardkit.data.io import split_file
 from guardkit.data.schema import rows_to_dataset
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
-from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics
+from guardkit.train.calibration import IDENTITY_SCALING, CalibrationError, calibrate_threshold, fit_logit_scaling, threshold_metrics
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
 from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
 from guardkit.train.judge import train_judge_guard
@@ -110,6 +110,37 @@ def test_calibration_refuses_one_class_and_bad_targets():
         calibrate_threshold([0, 1], [0.1, 0.2], target_fpr=1.5)
     with pytest.raises(CalibrationError, match="same length"):
         calibrate_threshold([0, 1], [0.1])
+
+
+
+def _log_loss(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(-np.mean(labels * np.log(scores) + (1 - labels) * np.log(1 - scores)))
+
+
+def test_logit_scaling_spreads_squashed_scores_and_keeps_the_ranking():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 40 + [1] * 40)
+    # A merged guard's scores: well ordered but all within 0.42-0.58, with some overlap.
+    scores = 0.5 + 0.04 * (labels * 2 - 1) + rng.normal(0, 0.025, len(labels))
+    scaling = fit_logit_scaling(labels, scores)
+    scaled = scaling.apply(scores)
+    assert scaling.scale > 1
+    assert np.array_equal(np.argsort(scaled, kind="stable"), np.argsort(scores, kind="stable"))
+    assert _log_loss(labels, scaled) < _log_loss(labels, scores) - 0.1
+    assert scaled[labels == 1].mean() > 0.7 and scaled[labels == 0].mean() < 0.3
+    # Same verdicts at the threshold re-chosen on the scaled scores.
+    before, after = calibrate_threshold(labels, scores).metrics, calibrate_threshold(labels, scaled).metrics
+    assert (after.f1, after.precision, after.recall, after.fpr) == (before.f1, before.precision, before.recall, before.fpr)
+
+
+def test_logit_scaling_stays_finite_when_separable_and_never_inverts():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    separable = fit_logit_scaling(labels, np.array([0.45, 0.46, 0.47, 0.53, 0.54, 0.55]))
+    assert np.isfinite(separable.scale) and 1 < separable.scale < 1e3
+    assert fit_logit_scaling(labels, np.array([0.6, 0.7, 0.8, 0.2, 0.3, 0.4])) == IDENTITY_SCALING
+    assert fit_logit_scaling(labels, np.full(6, 0.5)) == IDENTITY_SCALING
+    with pytest.raises(CalibrationError, match="one class"):
+        fit_logit_scaling([1, 1], [0.4, 0.6])
 
 
 # ---------------------------------------------------------------- TaskGuard

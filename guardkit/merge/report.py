@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from guardkit.guard import Guard, save_guard
+from guardkit.guard import UNSAFE, Guard, GuardError, save_guard
 from guardkit.merge.methods import get_method
 from guardkit.merge.recipe import MergeRecipe
 from guardkit.merge.workspace import MergeWorkspace
-from guardkit.train.calibration import calibrate_threshold, score_summary, threshold_metrics
+from guardkit.train.calibration import LogitScaling, calibrate_threshold, fit_logit_scaling, score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
 
 RECIPE_FILE = "merge.yaml"
@@ -45,12 +46,35 @@ def _merge_lines(recipe: MergeRecipe) -> list[str]:
     return lines
 
 
+def fold_into_head(model: torch.nn.Module, scaling: LogitScaling) -> None:
+    """Rescale the classification head so that the model's own softmax gives the scaled P(unsafe).
+
+    With logits z, scale a and shift b, the head computes a*z + b*e_unsafe: z_unsafe - z_safe becomes
+    a*(z_unsafe - z_safe) + b. In the weights, so `pipeline()` and any other reader see it too.
+    """
+    heads = [module for module in model.modules() if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels]
+    if not heads or heads[-1].bias is None:
+        raise GuardError(f"no classification head with a bias and {model.config.num_labels} outputs in {type(model).__name__}")
+    head = heads[-1]
+    with torch.no_grad():
+        head.weight.mul_(scaling.scale)
+        head.bias.mul_(scaling.scale)
+        head.bias[UNSAFE] += scaling.shift
+
+
 def save_uniguard(
     workspace: MergeWorkspace, recipe: MergeRecipe, output: Path, *, license: str, repo_id: str | None, batch_size: int
 ) -> Guard:
-    """Merge by `recipe`, calibrate on all validation rows, evaluate on test, save the guard; return it as read back."""
+    """Merge by `recipe`, rescale and calibrate on all validation rows, evaluate on test, save the guard; return it
+    as read back.
+
+    Merging squashes P(unsafe) towards 0.5 (sources' heads partly cancel) and the search, which scores F1 at
+    a re-chosen threshold, cannot see that; the Platt scaling folded into the head undoes it.
+    """
     workspace.apply(workspace.recipe_plan(recipe), recipe.weights_by_group(), recipe.parameters)
     validation = workspace.encoded_split("validation")
+    scaling = fit_logit_scaling(validation.labels, validation.score(workspace.scorer, batch_size))
+    fold_into_head(workspace.scorer.model, scaling)
     calibration = calibrate_threshold(validation.labels, validation.score(workspace.scorer, batch_size), recipe.target_fpr)
     results = []
     if "test" in workspace.splits:
@@ -75,7 +99,7 @@ def save_uniguard(
         results=results,
         repo_id=repo_id,
         dataset_config="multitask",
-        training_lines=_merge_lines(recipe),
+        training_lines=[*_merge_lines(recipe), f"{scaling.describe()} ({len(validation.labels)} rows)."],
     )
     save_guard(
         output,
