@@ -73,9 +73,11 @@ def save_uniguard(
     """
     workspace.apply(workspace.recipe_plan(recipe), recipe.weights_by_group(), recipe.parameters)
     validation = workspace.encoded_split("validation")
-    scaling = fit_logit_scaling(validation.labels, validation.score(workspace.scorer, batch_size))
+    scores = validation.score(workspace.scorer, batch_size)
+    scaling = fit_logit_scaling(validation.labels, scores)
     fold_into_head(workspace.scorer.model, scaling)
-    calibration = calibrate_threshold(validation.labels, validation.score(workspace.scorer, batch_size), recipe.target_fpr)
+    # The threshold sits midway between two scores, so the scaled scores serve for the rescaled model's own.
+    calibration = calibrate_threshold(validation.labels, scaling.apply(scores), recipe.target_fpr)
     results = []
     if "test" in workspace.splits:
         test = workspace.encoded_split("test")
