@@ -46,7 +46,7 @@ from guardkit.evaluate.results import SCHEMA_VERSION, build_results, read_result
 from guardkit.evaluate.runner import run_evaluation
 from guardkit.evaluate.scorers import GuardScorer, folder_size
 from guardkit.evaluate.suites import get_suites
-from guardkit.data.corpora import CORPORA, HARM_KINDS, ROOTS_ENV, load_corpus_texts, long_benign_documents
+from guardkit.data.corpora import CORPORA, HARM_KINDS, ROOTS_ENV, jailbreak_templates, load_corpus_texts, long_benign_documents
 from guardkit.guard import DatasetRef, save_guard
 from guardkit.policies import get_policy, shipped_policies
 
@@ -435,7 +435,10 @@ def test_offline_corpora_score_the_eval_side_of_every_corpus(results):
     suite = results["suites"]["offline-corpora"]
     assert suite["status"] == "ok"
     scored = {name for name, corpus in CORPORA.items() if corpus.kind != "sensitive"}
-    assert set(suite["data"]) == scored | {"long-benign"}
+    assert set(suite["data"]) == scored | {"long-benign", "jailbreak-templates"}
+    # The evaluation side's templates, each wrapped around a sampled harmful request.
+    assert suite["data"]["jailbreak-templates"]["evaluated"] == len(jailbreak_templates("eval")) > 0
+    assert rows_of(results, suite="offline-corpora", dataset="jailbreak-templates", policy="jailbreak", metric="recall")
     assert any("not scored" in note and "donotanswer-human-chatbot" in note for note in suite["notes"])
     for name in scored:
         data = suite["data"][name]

