@@ -27,7 +27,9 @@ from guardkit.errors import GuardkitError
 from guardkit.policies import Policy, PolicyError, load_policies, load_policy_files, shipped_policies
 
 MANIFEST_FILE = "guardkit.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 folders had one threshold for every policy; they read as version 2 with that threshold per policy.
+READABLE_FORMAT_VERSIONS = (1, 2)
 KINDS = ("task", "multitask", "uniguard", "judge")
 INPUT_FORMATS = ("text", "instruction_pair", "judge_prompt")
 DEFAULT_INPUT_FORMAT = {"task": "text", "multitask": "instruction_pair", "uniguard": "instruction_pair", "judge": "judge_prompt"}
@@ -71,12 +73,18 @@ class GuardManifest:
     kind: str
     input_format: str
     policies: dict[str, str]  # id -> the exact instruction the guard reads for it
-    threshold: float
+    threshold: float  # for policies without their own threshold: those a pair guard never saw
     max_length: int
     base_model: str
     datasets: list[DatasetRef] = field(default_factory=list)
+    # id -> the threshold calibrated for that policy on validation; policies missing here use `threshold`.
+    thresholds: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     guardkit_version: str = __version__
+
+    def threshold_for(self, policy_id: str) -> float:
+        """The decision threshold on P(unsafe) under one policy."""
+        return self.thresholds.get(policy_id, self.threshold)
 
     def validate(self, source: str) -> None:
         if self.kind not in KINDS:
@@ -87,8 +95,12 @@ class GuardManifest:
             raise GuardError(f"{source}: a guard needs at least one policy")
         if self.input_format == "text" and len(self.policies) != 1:
             raise GuardError(f"{source}: a plain-text guard guards exactly one policy, got {len(self.policies)}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise GuardError(f"{source}: threshold must lie in [0, 1], got {self.threshold}")
+        for name, value in [("threshold", self.threshold), *((f"thresholds.{key}", value) for key, value in self.thresholds.items())]:
+            if not 0.0 <= value <= 1.0:
+                raise GuardError(f"{source}: {name} must lie in [0, 1], got {value}")
+        unknown = sorted(set(self.thresholds) - set(self.policies))
+        if unknown:
+            raise GuardError(f"{source}: thresholds given for policies the guard does not list: {', '.join(unknown)}")
         if self.max_length < 8:
             raise GuardError(f"{source}: max_length {self.max_length} is too small to score any text")
 
@@ -100,6 +112,7 @@ class GuardManifest:
             "input_format": self.input_format,
             "policies": dict(self.policies),
             "threshold": float(self.threshold),
+            "thresholds": {policy_id: float(value) for policy_id, value in self.thresholds.items()},
             "max_length": int(self.max_length),
             "base_model": self.base_model,
             "datasets": [dataclasses.asdict(ref) for ref in self.datasets],
@@ -108,10 +121,10 @@ class GuardManifest:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str) -> "GuardManifest":
         version = raw.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_FORMAT_VERSIONS:
             raise GuardError(
-                f"{source}: guardkit.json format_version {version!r} is not {FORMAT_VERSION}; "
-                "upgrade guardkit or re-save the guard with this version"
+                f"{source}: guardkit.json format_version {version!r} is not one this guardkit reads "
+                f"({', '.join(map(str, READABLE_FORMAT_VERSIONS))}); upgrade guardkit or re-save the guard with this version"
             )
         try:
             manifest = cls(
@@ -122,6 +135,7 @@ class GuardManifest:
                 max_length=int(raw["max_length"]),
                 base_model=str(raw["base_model"]),
                 datasets=[DatasetRef(id=ref["id"], revision=ref.get("revision")) for ref in raw.get("datasets", [])],
+                thresholds={str(key): float(value) for key, value in (raw.get("thresholds") or {}).items()},
                 guardkit_version=str(raw.get("guardkit_version", "")),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -156,6 +170,7 @@ def save_guard(
     max_length: int,
     base_model: str,
     card,
+    thresholds: Mapping[str, float] | None = None,
     datasets: Sequence[DatasetRef] = (),
     recipe: Any = None,
     recipe_file: str = "training.yaml",
@@ -168,6 +183,7 @@ def save_guard(
     the guard reads. threshold: the calibrated decision threshold on P(unsafe). max_length: the input
     length the guard was trained at (longer inputs get a sliding window). base_model: Hub id of the
     model it was fine-tuned from. card: a `huggingface_hub.ModelCard` (see `guardkit.train.card`).
+    thresholds: per-policy thresholds calibrated on validation (policies left out use `threshold`).
     recipe: the config dataclass (or mapping) that produced it, saved as `recipe_file`
     ("training.yaml" or "merge.yaml"). input_format: defaults by kind (task: text; multitask and
     uniguard: instruction_pair; judge: judge_prompt).
@@ -180,6 +196,7 @@ def save_guard(
         input_format=input_format or DEFAULT_INPUT_FORMAT.get(kind, ""),
         policies={policy.id: policy.instruction() for policy in policies},
         threshold=float(threshold),
+        thresholds={policy_id: float(value) for policy_id, value in (thresholds or {}).items()},
         max_length=int(max_length),
         base_model=base_model,
         datasets=list(datasets),
@@ -317,7 +334,22 @@ class Guard:
 
     @property
     def threshold(self) -> float:
+        """The threshold of policies without their own (those a pair guard never saw)."""
         return self.manifest.threshold
+
+    def threshold_for(self, policy: str | Policy, instruction: str | None = None) -> float:
+        """The decision threshold under `policy`: its own calibrated one when the guard was trained on it.
+
+        A Policy whose instruction differs from the one stored for its id is a policy the guard never
+        saw, so it gets the default threshold (pass the instruction already resolved to skip the lookup).
+        """
+        policy_id = policy.id if isinstance(policy, Policy) else policy
+        if instruction is None and isinstance(policy, Policy) and self.manifest.input_format == "instruction_pair":
+            instruction = policy.instruction()
+        stored = self.manifest.policies.get(policy_id)
+        if stored is None or (instruction is not None and instruction != stored):
+            return self.manifest.threshold
+        return self.manifest.threshold_for(policy_id)
 
     @property
     def policy_ids(self) -> list[str]:
@@ -396,19 +428,21 @@ class Guard:
             policies = self.policy_ids
         elif isinstance(policies, (str, Policy)):
             policies = [policies]
-        scored = [(self._resolve(policy)[0], self.score(texts, policy, batch_size, progress)) for policy in policies]
-        threshold = self.threshold
-        return [
-            Verdict(
-                text_index=index,
-                policy=policy_id,
-                label=ID2LABEL[int(scores[index] >= threshold)],
-                score=float(scores[index]),
-                threshold=threshold,
-            )
-            for index in range(len(texts))
-            for policy_id, scores in scored
-        ]
+        scored = [(self._resolve(policy), self.score(texts, policy, batch_size, progress)) for policy in policies]
+        verdicts = []
+        for index in range(len(texts)):
+            for (policy_id, instruction, _), scores in scored:
+                threshold = self.threshold_for(policy_id, instruction)
+                verdicts.append(
+                    Verdict(
+                        text_index=index,
+                        policy=policy_id,
+                        label=ID2LABEL[int(scores[index] >= threshold)],
+                        score=float(scores[index]),
+                        threshold=threshold,
+                    )
+                )
+        return verdicts
 
     def encode_windows(self, texts: list[str], instruction: str | None) -> Windows:
         """Every text cut into windows of at most `max_length` tokens, special tokens (and instruction) added.
@@ -444,6 +478,12 @@ class Guard:
                 windows.owners.append(index)
         return windows
 
+    def _logits(self, batch: dict[str, np.ndarray]):
+        """The model's logits for one padded batch of windows (int64 arrays named as the tokenizer names them)."""
+        import torch
+
+        return self.model(**{name: torch.from_numpy(values).to(self.device) for name, values in batch.items()}).logits
+
     def score_windows(self, windows: Windows, count: int, batch_size: int, progress: bool, label: str) -> np.ndarray:
         import torch
         from tqdm.auto import tqdm
@@ -468,8 +508,7 @@ class Guard:
                     batch["input_ids"][row, :size] = windows.input_ids[window]
                     batch["token_type_ids"][row, :size] = windows.token_type_ids[window]
                     batch["attention_mask"][row, :size] = 1
-                inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self._input_names}
-                logits = self.model(**inputs).logits
+                logits = self._logits({name: batch[name] for name in self._input_names})
                 window_scores[members] = torch.softmax(logits.float(), dim=-1)[:, UNSAFE].cpu().numpy()
         scores = np.zeros(count, dtype=np.float32)
         np.maximum.at(scores, np.asarray(windows.owners, dtype=np.int64), window_scores)

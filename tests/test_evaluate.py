@@ -44,7 +44,7 @@ from guardkit.evaluate.model_card import update_model_index
 from guardkit.evaluate.report import render_report
 from guardkit.evaluate.results import SCHEMA_VERSION, build_results, read_results
 from guardkit.evaluate.runner import run_evaluation
-from guardkit.evaluate.scorers import GuardScorer, folder_size
+from guardkit.evaluate.scorers import DECISION_THRESHOLD, GuardScorer, Scorer, ScorerSpec, folder_size, to_decision_scale
 from guardkit.evaluate.suites import get_suites
 from guardkit.data.corpora import CORPORA, HARM_KINDS, ROOTS_ENV, jailbreak_templates, load_corpus_texts, long_benign_documents
 from guardkit.guard import DatasetRef, save_guard
@@ -641,3 +641,38 @@ def test_samples_keep_every_label_and_the_limit(labels, limit, expected):
     chosen = stratified_sample(labels, limit, seed=0)
     assert Counter(labels[index] for index in chosen) == expected
     assert chosen == sorted(set(chosen)) and chosen == stratified_sample(labels, limit, seed=0)
+
+
+def test_decision_scale_puts_each_threshold_at_the_decision_threshold():
+    scores = np.array([0.0, 0.1, 0.2, 0.3, 0.9, 1.0])
+    for threshold in (0.0, 0.2, 0.7, 1.0):
+        scaled = to_decision_scale(scores, threshold)
+        assert ((scaled >= DECISION_THRESHOLD) == (scores >= threshold)).all()
+        assert (np.diff(scaled) >= 0).all() and scaled.min() >= 0 and scaled.max() <= 1
+
+
+class _FixedScorer(Scorer):
+    """Scores every text with a fixed P(unsafe) per policy; thresholds per policy."""
+
+    def __init__(self, scores: dict[str, float], thresholds: dict[str, float]):
+        super().__init__("fixed", ScorerSpec("baseline", "fixed"), 0.5)
+        self.fixed, self.thresholds = scores, thresholds
+
+    own_policies = property(lambda self: list(self.fixed))
+
+    def can_score(self, policy_id):
+        return policy_id in self.fixed
+
+    def threshold_for(self, policy):
+        return self.thresholds[policy.id]
+
+    def _score(self, policy, texts):
+        return np.full(len(texts), self.fixed[policy.id])
+
+
+def test_decision_scores_flag_a_text_when_any_policy_flags_it_at_its_own_threshold():
+    policies = [get_policy("jailbreak"), get_policy("self_harm")]
+    flagged_by_one = _FixedScorer({"jailbreak": 0.3, "self_harm": 0.1}, {"jailbreak": 0.2, "self_harm": 0.9})
+    assert (flagged_by_one.decision_scores(policies, ["a", "b"]) >= DECISION_THRESHOLD).all()
+    flagged_by_none = _FixedScorer({"jailbreak": 0.3, "self_harm": 0.8}, {"jailbreak": 0.4, "self_harm": 0.9})
+    assert (flagged_by_none.decision_scores(policies, ["a"]) < DECISION_THRESHOLD).all()

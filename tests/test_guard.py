@@ -13,7 +13,7 @@ from transformers import pipeline
 
 from guardkit import cli
 from guardkit.data.schema import ID2LABEL
-from guardkit.guard import MANIFEST_FILE, DatasetRef, Guard, GuardError, Verdict, read_manifest, save_guard
+from guardkit.guard import FORMAT_VERSION, MANIFEST_FILE, DatasetRef, Guard, GuardError, Verdict, read_manifest, save_guard
 from guardkit.policies import Policy, get_policy
 
 CARD = ModelCard("---\nlicense: apache-2.0\n---\n\n# test guard\n")
@@ -84,7 +84,7 @@ def test_guard_folder_layout_and_manifest(task_guard_dir):
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)
     assert (task_guard_dir / "policies" / "jailbreak.yaml").is_file()
     raw = json.loads((task_guard_dir / MANIFEST_FILE).read_text())
-    assert raw["format_version"] == 1 and raw["kind"] == "task" and raw["input_format"] == "text"
+    assert raw["format_version"] == FORMAT_VERSION and raw["kind"] == "task" and raw["input_format"] == "text"
     assert raw["policies"] == {"jailbreak": get_policy("jailbreak").instruction()}
     assert raw["datasets"] == [{"id": "org/data", "revision": "abc123"}]
     config = json.loads((task_guard_dir / "config.json").read_text())
@@ -115,6 +115,34 @@ def test_check_applies_threshold(task_guard_dir):
     assert all(verdict.label == "unsafe" and verdict.unsafe for verdict in verdicts)
     guard.manifest.threshold = float(np.nextafter(np.float32(scores.max()), np.float32(2)))
     assert all(verdict.label == "safe" for verdict in guard.check(texts))
+
+
+def test_per_policy_thresholds_decide_known_policies_and_the_default_the_rest(pair_guard_dir):
+    guard = Guard.from_pretrained(pair_guard_dir)
+    text = "what is the recipe for the cake"
+    score = float(guard.score(text, policy="recipes")[0])
+    guard.manifest.thresholds = {"recipes": score, "secrets": 1.0}
+    guard.manifest.threshold = 0.0
+    verdicts = {verdict.policy: verdict for verdict in guard.check(text)}
+    assert verdicts["recipes"].unsafe and verdicts["recipes"].threshold == score
+    assert not verdicts["secrets"].unsafe and verdicts["secrets"].threshold == 1.0
+    # A policy the guard never saw, even under a known id with another instruction, takes the default threshold.
+    reworded = short_policy("recipes").model_copy(update={"description": "Flags talk about the moon."})
+    assert guard.check(text, policies=reworded)[0].threshold == 0.0
+    assert guard.check(text, policies=short_policy("recipes"))[0].threshold == score
+
+
+def test_thresholds_round_trip_and_version_1_folders_still_load(tmp_path, pair_guard_dir):
+    manifest = read_manifest(pair_guard_dir)
+    raw = {**manifest.to_dict(), "thresholds": {"recipes": 0.25}}
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(raw))
+    assert read_manifest(tmp_path).threshold_for("recipes") == 0.25 and read_manifest(tmp_path).threshold_for("secrets") == raw["threshold"]
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**raw, "thresholds": {"unknown_policy": 0.3}}))
+    with pytest.raises(GuardError, match="does not list: unknown_policy"):
+        read_manifest(tmp_path)
+    version_1 = {key: value for key, value in raw.items() if key != "thresholds"} | {"format_version": 1}
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(version_1))
+    assert read_manifest(tmp_path).threshold_for("recipes") == raw["threshold"]
 
 
 def test_long_text_is_windowed_not_truncated(task_guard_dir):

@@ -23,7 +23,7 @@ from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.config import EvaluateConfig
 from guardkit.evaluate.metrics import METRIC_NAMES, load_metrics
-from guardkit.evaluate.scorers import Scorer
+from guardkit.evaluate.scorers import DECISION_THRESHOLD, Scorer
 from guardkit.policies import Policy
 
 UNSAFE = LABEL2ID["unsafe"]
@@ -88,8 +88,9 @@ class PolicyBenchRow:
 class ScorerPipeline:
     """A scorer bound to policies, shaped like a transformers text-classification pipeline for the evaluator.
 
-    Under several policies a text's score is its highest (flagged when any policy flags it). The scores
-    of the last call stay in `scores` for curves and paired statistics.
+    Scores are the scorer's decision scores (its threshold under each policy at DECISION_THRESHOLD); under
+    several policies a text's score is its highest (flagged when any policy flags it). The scores of the
+    last call stay in `scores` for curves and paired statistics.
     """
 
     task = "text-classification"
@@ -102,10 +103,8 @@ class ScorerPipeline:
     def __call__(self, inputs, **_pipeline_kwargs) -> list[dict[str, object]]:
         # The evaluator hands text-classification inputs as {"text": ..., "text_pair": None} rows.
         texts = [item["text"] if isinstance(item, dict) else item for item in inputs]
-        self.scores = self.scorer.score_any(self.policies, texts)
-        return [
-            {"label": "unsafe" if score >= self.scorer.threshold else "safe", "score": float(score)} for score in self.scores
-        ]
+        self.scores = self.scorer.decision_scores(self.policies, texts)
+        return [{"label": "unsafe" if score >= DECISION_THRESHOLD else "safe", "score": float(score)} for score in self.scores]
 
 
 class ScoreEvaluator(TextClassificationEvaluator):
@@ -193,7 +192,7 @@ class EvaluationContext:
 
         metrics: by default every metric when both labels occur, recall when all texts are unsafe and
         the false-positive rate when all are safe. With `curves`, the scores are kept there for plots.
-        Returns the measurements and the scores.
+        Returns the measurements and the decision scores (flagged where >= DECISION_THRESHOLD).
         """
         from datasets import Dataset
 
@@ -204,7 +203,7 @@ class EvaluationContext:
         pipeline = ScorerPipeline(scorer, policies)
         evaluator = ScoreEvaluator(
             {
-                "threshold": scorer.threshold,
+                "threshold": DECISION_THRESHOLD,
                 "n_resamples": self.config.bootstrap_resamples,
                 "confidence_level": self.config.confidence_level,
                 "seed": self.config.seed,
@@ -223,7 +222,7 @@ class EvaluationContext:
             ci = (low, high) if low is not None and high is not None else None
             rows.append(Measurement(scorer.name, suite, dataset, policy, name, finite_or_none(result[name]), ci, len(labels)))
         if curves is not None and len(set(labels)) == 2:
-            curves.append(Curve(scorer.name, suite, dataset, policy, np.asarray(labels), pipeline.scores, scorer.threshold))
+            curves.append(Curve(scorer.name, suite, dataset, policy, np.asarray(labels), pipeline.scores, DECISION_THRESHOLD))
         return rows, pipeline.scores
 
     def sample(self, labels: Sequence[int]) -> list[int]:

@@ -80,6 +80,7 @@ def _scorer_info(scorer: Scorer) -> dict[str, object]:
     }
     if isinstance(scorer, GuardScorer):
         info["kind"] = scorer.kind
+        info["thresholds"] = dict(scorer.guard.manifest.thresholds)
     return info
 
 

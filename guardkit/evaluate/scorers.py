@@ -1,7 +1,10 @@
 """What the harness scores with: trained guards and baselines behind one small interface.
 
-A scorer gives P(unsafe) for texts under a policy and decides with its own threshold. Every suite
-talks only to this interface, so guards and baselines meet exactly the same inputs and metrics.
+A scorer gives P(unsafe) for texts under a policy and decides with its own threshold under that policy.
+Every suite talks only to this interface, so guards and baselines meet exactly the same inputs and metrics.
+Suites measure `decision_scores`: each scorer's P(unsafe) under each policy mapped so that its own
+threshold there sits at DECISION_THRESHOLD (monotone, so rankings and verdicts are the scorer's own), which
+lets one threshold serve every scorer and a text scored under several policies be flagged when any flags it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from guardkit.policies import Policy
+
+DECISION_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,9 +90,29 @@ class Scorer(ABC):
                 self._memo[(policy.id, text)] = float(value)
         return np.array([self._memo[(policy.id, text)] for text in texts], dtype=np.float64)
 
-    def score_any(self, policies: Sequence[Policy], texts: Sequence[str]) -> np.ndarray:
-        """P(unsafe) under the strictest of `policies`: what a deployment checking them all would flag."""
-        return np.max(np.stack([self.score(policy, texts) for policy in policies]), axis=0)
+    def threshold_for(self, policy: Policy) -> float:
+        """The threshold on P(unsafe) this scorer decides with under `policy`."""
+        return self.threshold
+
+    def decision_scores(self, policies: Sequence[Policy], texts: Sequence[str]) -> np.ndarray:
+        """Scores whose DECISION_THRESHOLD is this scorer's verdict, under the strictest of `policies`.
+
+        Each policy's P(unsafe) is mapped piecewise-linearly so that its own threshold lands on
+        DECISION_THRESHOLD; the maximum over policies is what a deployment checking them all would flag.
+        """
+        return np.max(np.stack([to_decision_scale(self.score(policy, texts), self.threshold_for(policy)) for policy in policies]), axis=0)
+
+
+def to_decision_scale(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """`scores` mapped monotonically onto [0, 1] with `threshold` sent to DECISION_THRESHOLD."""
+    scores = np.asarray(scores, dtype=np.float64)
+    below = DECISION_THRESHOLD * scores / threshold if threshold > 0 else np.zeros_like(scores)
+    above = (
+        DECISION_THRESHOLD + (1 - DECISION_THRESHOLD) * (scores - threshold) / (1 - threshold)
+        if threshold < 1
+        else np.full_like(scores, DECISION_THRESHOLD)
+    )
+    return np.where(scores >= threshold, above, below)
 
 
 class GuardScorer(Scorer):
@@ -124,6 +149,10 @@ class GuardScorer(Scorer):
     def can_score(self, policy_id: str) -> bool:
         # Pair guards and judges read the policy as input, so they also score policies they never saw.
         return self.guard.manifest.input_format != "text" or policy_id in self.guard.policy_ids
+
+    def threshold_for(self, policy: Policy) -> float:
+        # By id, as `_score` reads it: a known id its stored instruction and own threshold, any other the default.
+        return self.guard.threshold_for(policy.id)
 
     def _score(self, policy: Policy, texts: list[str]) -> np.ndarray:
         # By id for a policy the guard was trained on (it reads the instruction stored with it), as a

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from guardkit.errors import GuardkitError
 from guardkit.evaluate import perturbations, statistics
 from guardkit.evaluate.harness import UNSAFE, EvaluationContext, Measurement, SuiteOutcome, SuiteSkipped, finite_or_none
+from guardkit.evaluate.scorers import DECISION_THRESHOLD
 from guardkit.evaluate.suites import register_suite
 
 NAME = "robustness"
@@ -76,7 +77,7 @@ def run(context: EvaluationContext) -> SuiteOutcome:
                 scorer, policy, texts, labels, suite=NAME, dataset=f"{source}+original", policy=policy_id, metrics=RECALL
             )
             outcome.measurements.extend(measurements)
-            original = scores >= scorer.threshold
+            original = scores >= DECISION_THRESHOLD
             flagged["original"].append(original)
             for name in names:
                 dataset = f"{source}+{name}"
@@ -84,7 +85,7 @@ def run(context: EvaluationContext) -> SuiteOutcome:
                     scorer, policy, perturbed[name][policy_id], labels, suite=NAME, dataset=dataset, policy=policy_id, metrics=RECALL
                 )
                 outcome.measurements.extend(measurements)
-                flagged[name].append(scores >= scorer.threshold)
+                flagged[name].append(scores >= DECISION_THRESHOLD)
                 value, ci = _recall_drop(original, flagged[name][-1], context)
                 outcome.measurements.append(Measurement(scorer.name, NAME, dataset, policy_id, "recall_drop", value, ci, len(texts)))
         if not flagged["original"]:
