@@ -35,7 +35,7 @@ from guardkit.errors import GuardkitError
 from guardkit.evaluate import perturbations
 from guardkit.evaluate.baselines import build_baseline
 from guardkit.evaluate.baselines.api_judge import verdict_from_answer, verdict_from_logprobs
-from guardkit.evaluate.baselines.embedding_knn import TEMPERATURE
+from guardkit.embeddings import KNN_TEMPERATURE as TEMPERATURE
 from guardkit.evaluate.baselines.keyword import _stems, derive_keywords
 from guardkit.evaluate.config import EvaluateConfig
 from guardkit.evaluate.decontamination import NearDuplicateIndex
