@@ -10,6 +10,8 @@ from guardkit.config import ConfigError
 
 # benchmarks/policy_bench/ of a source checkout: the package sits one level below the repository root.
 DEFAULT_POLICY_BENCH_DIR = str(Path(__file__).resolve().parents[2] / "benchmarks" / "policy_bench")
+# benchmarks/policy_following/: unseen policies with hand-labelled rows (the policy-following suite).
+DEFAULT_POLICY_FOLLOWING_DIR = str(Path(__file__).resolve().parents[2] / "benchmarks" / "policy_following")
 
 
 def split_names(values: list[str]) -> list[str]:

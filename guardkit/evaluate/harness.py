@@ -84,6 +84,21 @@ class PolicyBenchRow:
     policy: str
     hard_negative: bool
 
+    @property
+    def half(self) -> str:
+        return policy_bench_half(self.text)
+
+
+POLICY_BENCH_HALVES = ("dev", "test")
+
+
+def policy_bench_half(text: str) -> str:
+    """The half of policy-bench a row belongs to, by a stable hash of its text: "dev" rows may tune what the
+    data engine does (bench_labels.py), "test" rows are only ever reported on."""
+    import hashlib
+
+    return POLICY_BENCH_HALVES[hashlib.sha256(text.encode("utf-8")).digest()[0] % 2]
+
 
 class ScorerPipeline:
     """A scorer bound to policies, shaped like a transformers text-classification pipeline for the evaluator.
