@@ -130,21 +130,28 @@ def main() -> int:
             continue
         weights, margin = tune(per_policy, names, args.max_abstention)
         report[key] = {"weights": weights, "abstain_margin": margin, **{half: summarise(per_policy, weights, margin, half) for half in ("dev", "test")}}
-    # Cross-policy confusion: policy q's unsafe rows labelled under policy p, with the default settings.
-    confusion: dict[str, dict[str, float]] = {}
-    for target_id, target in policies.items():
-        confusion[target_id] = {}
-        for source_id, data in per_policy.items():
-            if source_id == target_id:
+    # Cross-policy confusion: policy q's unsafe rows labelled under every other policy p where the annotations
+    # say they are out of p's scope, by the default labeller as it labels any text, and as it labels a red-team
+    # corpus's text (unsafe only under the policies it is closest to: Labeller.resolve_scope).
+    confusion: dict[str, dict[str, dict[str, float]]] = {"any text": {}, "red-team text": {}}
+    for source_id, bench in rows.items():
+        unsafe_rows = [row for row in bench if row.label == 1]
+        vectors = encoder.encode([row.text for row in unsafe_rows])
+        decisions = {
+            target_id: default_labeller.label(target, [row.text for row in unsafe_rows], vectors) for target_id, target in policies.items()
+        }
+        resolved = [default_labeller.resolve_scope({target_id: decisions[target_id][index] for target_id in policies}) for index in range(len(unsafe_rows))]
+        for target_id in policies:
+            if target_id == source_id:
                 continue
-            unsafe_rows = [row for row in rows[source_id] if row.label == 1 and target_id not in getattr(row, "also_unsafe_under", ())]
-            if not unsafe_rows:
+            out_of_scope = [index for index, row in enumerate(unsafe_rows) if target_id not in row.also_unsafe_under + row.ambiguous_under]
+            if not out_of_scope:
                 continue
-            vectors = encoder.encode([row.text for row in unsafe_rows])
-            decisions = default_labeller.label(target, [row.text for row in unsafe_rows], vectors)
-            confusion[target_id][source_id] = float(np.mean([decision.label == "unsafe" for decision in decisions]))
-    off_diagonal = [value for row in confusion.values() for value in row.values()]
-    report["cross_policy_unsafe_rate"] = {"mean": float(np.mean(off_diagonal)), "matrix": confusion}
+            confusion["any text"].setdefault(target_id, {})[source_id] = float(np.mean([decisions[target_id][index].label == "unsafe" for index in out_of_scope]))
+            confusion["red-team text"].setdefault(target_id, {})[source_id] = float(np.mean([resolved[index][target_id].label == "unsafe" for index in out_of_scope]))
+    report["cross_policy_unsafe_rate"] = {
+        mode: {"mean": float(np.mean([value for row in matrix.values() for value in row.values()])), "matrix": matrix} for mode, matrix in confusion.items()
+    }
     report["llm_judgements"] = labeller.llm_calls
     report["seconds"] = round(time.perf_counter() - started, 1)
 
@@ -163,7 +170,8 @@ def main() -> int:
     test = report["ensemble_tuned_on_dev"]["test"]
     for policy_id, values in test["per_policy"].items():
         print(f"  {policy_id:26s} BA {values['balanced_accuracy']:.3f} abstention {values['abstention']:.3f}")
-    print(f"cross-policy: share of other policies' unsafe rows labelled unsafe (mean) {report['cross_policy_unsafe_rate']['mean']:.3f}")
+    for mode, entry in report["cross_policy_unsafe_rate"].items():
+        print(f"cross-policy ({mode}): share of other policies' out-of-scope unsafe rows labelled unsafe (mean) {entry['mean']:.3f}")
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

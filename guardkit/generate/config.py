@@ -126,7 +126,9 @@ class GenerateConfig:
     retry_backoff: float = field(default=1.0, metadata={"help": "openai backend: first backoff in seconds, doubled on each retry"})
     parse_retries: int = field(default=2, metadata={"help": "times an unparseable response is asked for again before giving up"})
     min_chars: int = field(default=12, metadata={"help": "shortest text kept (characters)"})
-    max_chars: int = field(default=1500, metadata={"help": "longest text kept (characters)"})
+    max_chars: int = field(
+        default=4000, metadata={"help": "longest text kept (characters); guards train on the first window of longer texts"}
+    )
     minhash_threshold: float = field(default=0.7, metadata={"help": "MinHash Jaccard estimate above which texts are near-duplicates"})
     embedding_threshold: float = field(
         default=0.93, metadata={"help": "cosine similarity on the base encoder above which texts are near-duplicates"}

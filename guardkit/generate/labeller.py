@@ -11,11 +11,14 @@ an ensemble of components. Each gives a logit centred on its own decision bounda
                 calibrated on policy examples that are not in its prompt; asked only where the embedding
                 components are unsure (|their sum| < llm_band), since each judgement costs a forward pass
 
-The ensemble adds the weighted logits. A source prior shifts the sum: a text from a corpus of benign
+The ensemble adds the weighted logits (each clipped to ±COMPONENT_CLIP: a regression fitted on a few dozen
+examples extrapolates wildly far from them). A source prior shifts the sum: a text from a corpus of benign
 requests is pulled towards safe by `prior_shift`, so it is labelled unsafe only when the components agree
 strongly (as for an off-topic request under a scope policy). Where |sum| <= abstain_margin the labeller
-abstains and the candidate is not used under that policy. Weights and margins are tuned on one half of
-policy-bench by `benchmarks/bench_labels.py`, which reports on the other half.
+abstains and the candidate is not used under that policy. A text from a red-team corpus is harmful under
+some policy, not under every one: `resolve_scope` keeps it unsafe only under the policies it is closest to
+(within `scope_margin` of the best) and calls it out of scope, safe, under the rest. Weights and margins are
+tuned on one half of policy-bench by `benchmarks/bench_labels.py`, which reports on the other half.
 
 Rules: an unsafe decision names the disallowed rules of the policy the text is closest to (the best one and
 any within RULE_MARGIN of it); a safe one names the allowed item it stands for when one is close enough.
@@ -34,6 +37,7 @@ from guardkit.policies import Policy
 
 COMPONENTS = ("examples-lr", "examples-knn", "llm")
 KNN_K = 3
+COMPONENT_CLIP = 8.0
 # Cosine similarity a rule may trail the closest rule by and still be named as broken.
 RULE_MARGIN = 0.04
 # A safe text stands for an allowed item only when it is at least this similar to it.
@@ -45,9 +49,10 @@ BENIGN, HARMFUL = "benign", "harmful"
 class LabellerSettings:
     """How the components are combined; the defaults are those bench_labels.py tuned on policy-bench's dev half."""
 
-    weights: dict[str, float] = field(default_factory=lambda: {"examples-lr": 1.0, "examples-knn": 1.0, "llm": 0.5})
-    abstain_margin: float = 1.0
+    weights: dict[str, float] = field(default_factory=lambda: {"examples-lr": 1.0, "examples-knn": 0.25, "llm": 0.5})
+    abstain_margin: float = 0.5
     prior_shift: float = 3.0
+    scope_margin: float = 3.0
     llm_band: float = 4.0
     lr_c: float = 10.0
 
@@ -154,7 +159,7 @@ class Labeller:
         """The ensemble logit per text: weighted component logits (a missing llm verdict counts 0), prior shift."""
         total = np.zeros(len(priors))
         for name, values in logits.items():
-            total += self.settings.weights.get(name, 0.0) * np.nan_to_num(values, nan=0.0)
+            total += self.settings.weights.get(name, 0.0) * np.clip(np.nan_to_num(values, nan=0.0), -COMPONENT_CLIP, COMPONENT_CLIP)
         total -= self.settings.prior_shift * np.asarray([prior == BENIGN for prior in priors], dtype=np.float64)
         return total
 
@@ -192,6 +197,26 @@ class Labeller:
                 decisions.append(Decision("safe", score, components, model.allowed_items(vectors[index], intended_rules[index])))
         return decisions
 
+    def resolve_scope(self, decisions: dict[str, Decision]) -> dict[str, Decision]:
+        """A red-team text's decisions under every policy, unsafe only where it is (nearly) closest.
+
+        Decisions that hold by construction or through a recombination's parts are kept as they are.
+        """
+        judged = {
+            policy_id: _logit(np.array([decision.score]))[0]
+            for policy_id, decision in decisions.items()
+            if decision.label == "unsafe" and not {"by-construction", "inherited"} & set(decision.components)
+        }
+        if not judged:
+            return decisions
+        best = max(judged.values())
+        resolved = dict(decisions)
+        for policy_id, value in judged.items():
+            if value < best - self.settings.scope_margin:
+                decision = decisions[policy_id]
+                resolved[policy_id] = Decision("safe", decision.score, {**decision.components, "out-of-scope": float(best - value)})
+        return resolved
+
     def describe(self) -> dict[str, object]:
         settings = self.settings
         return {
@@ -199,6 +224,7 @@ class Labeller:
             "weights": dict(settings.weights),
             "abstain_margin": settings.abstain_margin,
             "prior_shift": settings.prior_shift,
+            "scope_margin": settings.scope_margin,
             "llm_band": settings.llm_band if self.llm is not None else None,
             "llm": self.llm.judge.describe() if self.llm is not None else None,
             "llm_judgements": self.llm_calls,

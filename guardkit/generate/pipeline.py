@@ -353,6 +353,9 @@ class Generation:
                     inherited[index] = decision
             for item, decision in zip(items, inherited):
                 item.decisions[policy_id] = self._reflect(item, policy_id, decision)
+        for item in items:
+            if item.candidate.prior == HARMFUL:
+                item.decisions = self.labeller.resolve_scope(item.decisions)
 
     def _inherited(self, item: Admitted, policy_id: str) -> Decision | None:
         """The decision that holds by construction (forced) or through the parts of a recombination, else None."""
@@ -765,19 +768,18 @@ class Generation:
 
 
 def _diverse(items: Sequence[Admitted], policy_id: str, count: int, max_share: float) -> list[Admitted]:
-    """Up to `count` items, the most confident of each source first, sources taken in turn, none above max_share."""
+    """Up to `count` items, the most confidently labelled first, no source above max_share of `count`."""
     if count <= 0 or not items:
         return []
-    by_source: dict[str, list[Admitted]] = defaultdict(list)
-    for item in sorted(items, key=lambda item: (-item.decisions[policy_id].margin, item.candidate.id)):
-        by_source[item.candidate.source].append(item)
     cap = max(1, math.ceil(count * max_share))
-    queues = {source: members[:cap] for source, members in sorted(by_source.items())}
+    taken: Counter[str] = Counter()
     chosen: list[Admitted] = []
-    while len(chosen) < count and any(queues.values()):
-        for source in list(queues):
-            if queues[source] and len(chosen) < count:
-                chosen.append(queues[source].pop(0))
+    for item in sorted(items, key=lambda item: (-item.decisions[policy_id].margin, item.candidate.id)):
+        if taken[item.candidate.source] < cap:
+            taken[item.candidate.source] += 1
+            chosen.append(item)
+            if len(chosen) == count:
+                break
     return chosen
 
 
