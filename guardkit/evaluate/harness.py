@@ -83,6 +83,10 @@ class PolicyBenchRow:
     label: int
     policy: str
     hard_negative: bool
+    # Unsafe rows only: the other shipped policies the text is also unsafe under, and those under which a
+    # careful reader could go either way (the policy-following suite leaves those out of that policy's cell).
+    also_unsafe_under: tuple[str, ...] = ()
+    ambiguous_under: tuple[str, ...] = ()
 
 
 class ScorerPipeline:
@@ -276,15 +280,38 @@ class EvaluationContext:
         return read_policy_bench(path) if path.is_file() else []
 
 
+def _policy_ids(raw: dict, key: str) -> tuple[str, ...]:
+    values = raw.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise TypeError(f"{key} must be a list of policy ids, got {values!r}")
+    return tuple(values)
+
+
 def read_policy_bench(path: Path) -> list[PolicyBenchRow]:
-    """Rows of one policy-bench file: `{"text", "label": "safe"|"unsafe", "policy", "hard_negative"}` per line."""
+    """Rows of one policy-bench file, one JSON object per line.
+
+    Fields: text, label ("safe"|"unsafe"), policy, hard_negative, and on unsafe rows also_unsafe_under and
+    ambiguous_under (lists of other policy ids; absent means none).
+    """
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             raw = json.loads(line)
-            rows.append(PolicyBenchRow(raw["text"], LABEL2ID[raw["label"]], raw["policy"], bool(raw.get("hard_negative", False))))
+            rows.append(
+                PolicyBenchRow(
+                    raw["text"],
+                    LABEL2ID[raw["label"]],
+                    raw["policy"],
+                    bool(raw.get("hard_negative", False)),
+                    _policy_ids(raw, "also_unsafe_under"),
+                    _policy_ids(raw, "ambiguous_under"),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise GuardkitError(f"{path}:{number}: not a policy-bench row ({error!r}); expected text, label, policy, hard_negative") from None
+            raise GuardkitError(
+                f"{path}:{number}: not a policy-bench row ({error}); expected text, label, policy, hard_negative "
+                "and, on unsafe rows, also_unsafe_under and ambiguous_under"
+            ) from None
     return rows
