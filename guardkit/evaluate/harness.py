@@ -84,9 +84,10 @@ class PolicyBenchRow:
     policy: str
     hard_negative: bool
     # Unsafe rows only: the other shipped policies the text is also unsafe under, and those under which a
-    # careful reader could go either way (the policy-following suite leaves those out of that policy's cell).
-    also_unsafe_under: tuple[str, ...] = ()
-    ambiguous_under: tuple[str, ...] = ()
+    # careful reader could go either way (the policy-following suite leaves those out of that policy's
+    # cell). None: the row is not annotated.
+    also_unsafe_under: tuple[str, ...] | None = None
+    ambiguous_under: tuple[str, ...] | None = None
 
 
 class ScorerPipeline:
@@ -280,8 +281,10 @@ class EvaluationContext:
         return read_policy_bench(path) if path.is_file() else []
 
 
-def _policy_ids(raw: dict, key: str) -> tuple[str, ...]:
-    values = raw.get(key, [])
+def _policy_ids(raw: dict, key: str) -> tuple[str, ...] | None:
+    if key not in raw:
+        return None
+    values = raw[key]
     if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
         raise TypeError(f"{key} must be a list of policy ids, got {values!r}")
     return tuple(values)
@@ -291,7 +294,7 @@ def read_policy_bench(path: Path) -> list[PolicyBenchRow]:
     """Rows of one policy-bench file, one JSON object per line.
 
     Fields: text, label ("safe"|"unsafe"), policy, hard_negative, and on unsafe rows also_unsafe_under and
-    ambiguous_under (lists of other policy ids; absent means none).
+    ambiguous_under (lists of other policy ids; absent means not annotated).
     """
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
