@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from tiny_models import save_tiny_guard
 from transformers import AutoTokenizer
 
@@ -58,7 +57,7 @@ def bench_rows() -> dict[str, list]:
     return {policy_id: read_policy_bench(BENCH_DIR / f"{policy_id}.jsonl") for policy_id in SHIPPED}
 
 
-# --- Part A: the annotations ------------------------------------------------------------------------
+# --- the cross-policy annotations of policy-bench -------------------------------------------------
 
 
 def test_every_unsafe_policy_bench_row_is_annotated_with_other_shipped_policies():
@@ -77,11 +76,9 @@ def test_every_unsafe_policy_bench_row_is_annotated_with_other_shipped_policies(
 
 def test_policy_bench_rows_read_the_same_with_or_without_the_annotations(tmp_path):
     path = tmp_path / "bench.jsonl"
-    rows = [
-        {"text": "a", "label": "unsafe", "policy": "jailbreak", "hard_negative": False, "also_unsafe_under": ["violent_crimes"],
-         "ambiguous_under": [], "reviewer": "unknown fields are ignored"},
-        {"text": "b", "label": "safe", "policy": "jailbreak", "hard_negative": True},
-    ]
+    unsafe_row = {"text": "a", "label": "unsafe", "policy": "jailbreak", "hard_negative": False}
+    unsafe_row |= {"also_unsafe_under": ["violent_crimes"], "ambiguous_under": [], "reviewer": "unknown fields are ignored"}
+    rows = [unsafe_row, {"text": "b", "label": "safe", "policy": "jailbreak", "hard_negative": True}]
     path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
     unsafe, safe = read_policy_bench(path)
     assert (unsafe.label, unsafe.also_unsafe_under, unsafe.ambiguous_under) == (UNSAFE, ("violent_crimes",), ())
@@ -103,7 +100,7 @@ def test_a_cell_holds_the_rows_safe_under_the_column_and_the_diagonal_its_own():
     assert list(cross_policy_cells(sources, "banking_assistant")[0]) == ["banking_assistant"]
 
 
-# --- Part B: the unseen policies and their rows -------------------------------------------------------
+# --- the unseen policies and their rows -----------------------------------------------------------
 
 
 def test_the_unseen_policies_are_valid_new_and_have_their_own_examples():
@@ -134,7 +131,8 @@ def test_unseen_rows_are_fresh_texts():
     texts = [row.text for _, rows in UNSEEN.values() for row in rows]
     assert not [text for text in texts if index.match(text)]
     assert len({normalise(text) for text in texts}) == len(texts)
-    assert set(held_out_texts(FOLLOWING_DIR)) >= set(texts) | {text for policy, _ in UNSEEN.values() for text, _ in policy.all_examples()}
+    examples = {text for policy, _ in UNSEEN.values() for text, _ in policy.all_examples()}
+    assert set(held_out_texts(FOLLOWING_DIR)) >= set(texts) | examples
 
 
 def test_policy_lengths_span_short_and_long_instructions():
@@ -145,7 +143,8 @@ def test_policy_lengths_span_short_and_long_instructions():
 
     long = []
     for policy_id, (policy, _) in UNSEEN.items():
-        lengths = (tokens(policy.instruction()), tokens("\n".join([policy.name, policy.description, *policy.disallowed, *policy.allowed])))
+        full_text = "\n".join([policy.name, policy.description, *policy.disallowed, *policy.allowed])
+        lengths = (tokens(policy.instruction()), tokens(full_text))
         if lengths[0] >= 200:
             long.append(policy_id)
             assert all(200 <= length <= 400 for length in lengths), (policy_id, lengths)
@@ -165,15 +164,7 @@ def test_malformed_unseen_rows_say_where(tmp_path):
         load_unseen(tmp_path)
 
 
-# --- Part C: the suite ------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# --- the suite ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +179,7 @@ def guards(tmp_path_factory, tiny_bert_dir) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory, guards, tiny_bert_dir):
+def outcome(tmp_path_factory, one_torch_thread, guards, tiny_bert_dir):
     config = EvaluateConfig(
         output=str(tmp_path_factory.mktemp("policy-following")),
         suite=["policy-following"],
@@ -223,7 +214,8 @@ def test_the_matrix_has_every_cell_for_each_scorer_that_can_score_the_column(out
             cells = {row.dataset[len(CROSS_PREFIX) :]: row for row in rows_of(outcome, model=model, policy=policy_id)
                      if row.dataset.startswith(CROSS_PREFIX) and row.dataset != CROSS_MEAN_DATASET}
             assert set(cells) == expected[policy_id]
-            assert all(row.metric == ("recall" if source == policy_id else "false_positive_rate") for source, row in cells.items())
+            for source, row in cells.items():
+                assert row.metric == ("recall" if source == policy_id else "false_positive_rate")
             assert all(row.n <= 6 and 0 <= row.value <= 1 for row in cells.values())
             (mean,) = rows_of(outcome, model=model, policy=policy_id, dataset=CROSS_MEAN_DATASET)
             off_diagonal = [row.value for source, row in cells.items() if source != policy_id]
@@ -244,19 +236,22 @@ def test_unseen_policies_are_scored_by_every_scorer_but_the_task_guard(outcome):
                 (f"{UNSEEN_DATASET}/off_scope", "false_positive_rate"),
             }, (model, policy_id)
     # Six rows per policy, sampled across the three kinds.
-    assert all(row.n == 2 for row in rows_of(outcome, model="pair", dataset=f"{UNSEEN_DATASET}/off_scope") if row.policy != MEAN_POLICY)
+    off_scope = rows_of(outcome, model="pair", dataset=f"{UNSEEN_DATASET}/off_scope")
+    assert all(row.n == 2 for row in off_scope if row.policy != MEAN_POLICY)
 
 
 def test_a_guard_without_room_for_a_long_instruction_skips_that_policy_and_gets_no_mean(outcome):
     scored = {row.policy for row in rows_of(outcome, model="narrow-pair") if row.dataset.startswith(UNSEEN_DATASET)}
     assert "cooking_assistant" in scored and "kids_homework_helper" not in scored and MEAN_POLICY not in scored
-    assert any(note.startswith("narrow-pair cannot score kids_homework_helper: the policy instruction takes") for note in outcome.notes)
+    refusal = "narrow-pair cannot score kids_homework_helper: the policy instruction takes"
+    assert any(note.startswith(refusal) for note in outcome.notes)
     assert any("no mean over unseen policies for narrow-pair" in note for note in outcome.notes)
 
 
 def test_heatmaps_and_report_show_the_matrix_and_the_unseen_table(outcome, tmp_path):
     files = plots.cross_policy_heatmaps(outcome.measurements, tmp_path, "policy-following", CROSS_PREFIX)
-    assert sorted(files) == sorted(f"cross_policy_{model}.png" for model in ("task", "pair", "narrow-pair", "keyword", "embedding-knn"))
+    models = ("task", "pair", "narrow-pair", "keyword", "embedding-knn")
+    assert sorted(files) == sorted(f"cross_policy_{model}.png" for model in models)
     assert all((tmp_path / name).read_bytes().startswith(PNG_MAGIC) for name in files)
     config = EvaluateConfig(output=str(tmp_path), suite=["policy-following"], baseline=["keyword"])
     scorers = [{"name": name, "type": "model", "threshold": 0.5, "policies": [], "notes": []} for name in ("task", "pair")]
@@ -271,7 +266,11 @@ def test_baselines_score_a_policy_they_never_saw(tmp_path, tiny_bert_dir, tiny_c
     policy, rows = UNSEEN["cooking_assistant"]
     texts = [row.text for row in rows[:3]]
     config = EvaluateConfig(
-        output=str(tmp_path), suite=["policy-following"], baseline=["keyword"], encoder=str(tiny_bert_dir), judge_model=str(tiny_causal_lm_dir)
+        output=str(tmp_path),
+        suite=["policy-following"],
+        baseline=["keyword"],
+        encoder=str(tiny_bert_dir),
+        judge_model=str(tiny_causal_lm_dir),
     )
     for name in ("keyword", "embedding-knn", "llm-judge"):
         scores = build_baseline(name, config).score(policy, texts)
@@ -280,7 +279,12 @@ def test_baselines_score_a_policy_they_never_saw(tmp_path, tiny_bert_dir, tiny_c
 
 def test_guardkit_evaluate_runs_the_suite_and_embeds_the_heatmaps(tmp_path):
     config = EvaluateConfig(
-        output=str(tmp_path), suite=["policy-following"], baseline=["keyword"], policies="jailbreak,self_harm", max_examples=4, bootstrap_resamples=0
+        output=str(tmp_path),
+        suite=["policy-following"],
+        baseline=["keyword"],
+        policies="jailbreak,self_harm",
+        max_examples=4,
+        bootstrap_resamples=0,
     )
     assert run_evaluation(config) == 0
     results = read_results(tmp_path / "results.json")

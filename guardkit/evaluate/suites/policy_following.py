@@ -22,7 +22,6 @@ their mean over the policies for each scorer that scored all of them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from guardkit.evaluate.harness import (
     SuiteOutcome,
     SuiteSkipped,
     first_sentence,
+    read_jsonl,
 )
 from guardkit.evaluate.scorers import Scorer
 from guardkit.evaluate.suites import register_suite
@@ -67,25 +67,18 @@ class PolicyFollowingRow:
     kind: str
 
 
+def _row(raw: dict) -> PolicyFollowingRow:
+    kind, label = raw["kind"], raw["label"]
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if LABEL_OF_KIND[kind] != label:
+        raise ValueError(f"a {kind} row is {LABEL_OF_KIND[kind]}, not {label!r}")
+    return PolicyFollowingRow(raw["text"], LABEL2ID[label], raw["policy"], kind)
+
+
 def read_rows(path: Path) -> list[PolicyFollowingRow]:
     """Rows of one unseen policy's file: `{"text", "label": "safe"|"unsafe", "policy", "kind"}` per line."""
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            kind, label = raw["kind"], raw["label"]
-            if kind not in KINDS:
-                raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-            if LABEL_OF_KIND[kind] != label:
-                raise ValueError(f"a {kind} row is {LABEL_OF_KIND[kind]}, not {label!r}")
-            rows.append(PolicyFollowingRow(raw["text"], LABEL2ID[label], raw["policy"], kind))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise GuardkitError(
-                f"{path}:{number}: not a policy-following row ({error}); expected text, label, policy, kind"
-            ) from None
-    return rows
+    return read_jsonl(path, _row, "a policy-following row; expected text, label, policy, kind")
 
 
 def load_unseen(folder: str | Path) -> dict[str, tuple[Policy, list[PolicyFollowingRow]]]:
