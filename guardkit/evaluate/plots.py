@@ -121,7 +121,6 @@ def robustness_bars(measurements: list[Measurement], folder: Path, pooled_policy
     return name
 
 
-
 def cross_policy_heatmaps(measurements: list[Measurement], folder: Path, suite: str, prefix: str) -> list[str]:
     """One heatmap per scorer of the share flagged, source policies down and scored-under policies across.
 
