@@ -14,6 +14,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from guardkit.assets import resolve_model  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For a module of tiny models: they run fastest on one thread, and the shared test machine is busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     return Path(resolve_model("minilm-l6"))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from tiny_models import tiny_bert
+from tiny_models import save_tiny_guard
 from transformers import AutoModel, AutoTokenizer
 
 from guardkit import cli
@@ -103,32 +103,17 @@ def guard_dataset(tmp_path_factory) -> Path:
     return folder
 
 
-def _save_tiny_guard(folder: Path, tokenizer_dir: Path, kind: str, policy_ids, positions: int, dataset: Path) -> Path:
-    model, tokenizer = tiny_bert(tokenizer_dir, positions=positions, seed=len(policy_ids))
-    card = ModelCard.from_template(ModelCardData(license="apache-2.0", model_name=folder.name))
-    return save_guard(
-        folder,
-        model,
-        tokenizer,
-        kind=kind,
-        policies=[get_policy(policy_id) for policy_id in policy_ids],
-        threshold=0.5,
-        max_length=positions,
-        base_model="sentence-transformers/all-MiniLM-L6-v2",
-        card=card,
-        datasets=[DatasetRef(str(dataset))],
-    )
-
-
 @pytest.fixture(scope="module")
 def task_guard(tmp_path_factory, tiny_bert_dir, guard_dataset) -> Path:
-    return _save_tiny_guard(tmp_path_factory.mktemp("guards") / "task-guard", tiny_bert_dir, "task", POLICY_IDS[:1], 128, guard_dataset)
+    folder = tmp_path_factory.mktemp("guards") / "task-guard"
+    return save_tiny_guard(folder, tiny_bert_dir, "task", POLICY_IDS[:1], 128, datasets=(str(guard_dataset),))
 
 
 @pytest.fixture(scope="module")
 def pair_guard(tmp_path_factory, tiny_bert_dir, guard_dataset) -> Path:
     # A pair guard reads the policy instruction beside the text: the shipped instructions need 512 positions.
-    return _save_tiny_guard(tmp_path_factory.mktemp("guards") / "pair-guard", tiny_bert_dir, "multitask", POLICY_IDS, 512, guard_dataset)
+    folder = tmp_path_factory.mktemp("guards") / "pair-guard"
+    return save_tiny_guard(folder, tiny_bert_dir, "multitask", POLICY_IDS, 512, datasets=(str(guard_dataset),))
 
 
 def evaluate_config(output: Path, **values) -> EvaluateConfig:

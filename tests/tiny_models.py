@@ -8,6 +8,8 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from guardkit.data.schema import ID2LABEL, LABEL2ID
+from guardkit.guard import DatasetRef, save_guard
+from guardkit.policies import get_policy
 
 
 def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
@@ -27,3 +29,25 @@ def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
         label2id=LABEL2ID,
     )
     return BertForSequenceClassification(config), tokenizer
+
+
+def save_tiny_guard(
+    folder: Path, tokenizer_dir: str | Path, kind: str, policy_ids, positions: int, datasets: tuple[str, ...] = ()
+) -> Path:
+    """An untrained tiny guard folder of `kind` for shipped policies, `positions` tokens long."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    model, tokenizer = tiny_bert(tokenizer_dir, positions=positions, seed=len(policy_ids))
+    card = ModelCard.from_template(ModelCardData(license="apache-2.0", model_name=folder.name))
+    return save_guard(
+        folder,
+        model,
+        tokenizer,
+        kind=kind,
+        policies=[get_policy(policy_id) for policy_id in policy_ids],
+        threshold=0.5,
+        max_length=positions,
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        card=card,
+        datasets=[DatasetRef(dataset) for dataset in datasets],
+    )

@@ -10,7 +10,8 @@ from guardkit.config import ConfigError
 
 # benchmarks/policy_bench/ of a source checkout: the package sits one level below the repository root.
 DEFAULT_POLICY_BENCH_DIR = str(Path(__file__).resolve().parents[2] / "benchmarks" / "policy_bench")
-# benchmarks/policy_following/: unseen policies with hand-labelled rows (the policy-following suite).
+# benchmarks/policy_following/: policies no guard was trained on (policies/<id>.yaml) and their hand-labelled
+# rows (<id>.jsonl). Every text there, rows and policy examples alike, is held out of training.
 DEFAULT_POLICY_FOLLOWING_DIR = str(Path(__file__).resolve().parents[2] / "benchmarks" / "policy_following")
 
 
@@ -27,7 +28,7 @@ class EvaluateConfig:
         metadata={
             "action": "extend",
             "help": "suites to run, separated by commas or repeated: synthetic, public, over-refusal, robustness, "
-            "efficiency, policy-bench, offline-corpora",
+            "efficiency, policy-bench, offline-corpora, policy-following",
         }
     )
     model: list[str] = field(
@@ -114,6 +115,13 @@ class EvaluateConfig:
     policy_bench_dir: str = field(
         default=DEFAULT_POLICY_BENCH_DIR,
         metadata={"help": "folder of the hand-written policy-bench files, <policy>.jsonl"},
+    )
+    policy_following_dir: str = field(
+        default=DEFAULT_POLICY_FOLLOWING_DIR,
+        metadata={
+            "help": "folder of the policy-following suite's unseen policies: policies/<id>.yaml and their "
+            "hand-labelled rows, <id>.jsonl"
+        },
     )
     perturbations: list[str] = field(
         default_factory=list,
