@@ -38,7 +38,6 @@ from guardkit.evaluate.baselines.api_judge import verdict_from_answer, verdict_f
 from guardkit.embeddings import KNN_TEMPERATURE as TEMPERATURE
 from guardkit.evaluate.baselines.keyword import _stems, derive_keywords
 from guardkit.evaluate.config import EvaluateConfig
-from guardkit.evaluate.decontamination import NearDuplicateIndex
 from guardkit.evaluate.harness import Measurement
 from guardkit.evaluate.model_card import update_model_index
 from guardkit.evaluate.report import render_report
@@ -47,7 +46,7 @@ from guardkit.evaluate.runner import run_evaluation
 from guardkit.evaluate.scorers import DECISION_THRESHOLD, GuardScorer, Scorer, ScorerSpec, folder_size, to_decision_scale
 from guardkit.evaluate.suites import get_suites
 from guardkit.data.corpora import CORPORA, HARM_KINDS, ROOTS_ENV, jailbreak_templates, load_corpus_texts, long_benign_documents
-from guardkit.guard import DatasetRef, save_guard
+from guardkit.guard import save_guard
 from guardkit.policies import get_policy, shipped_policies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"

@@ -28,7 +28,11 @@ def evaluation_texts(policy_bench_dir: str | Path, extra_dirs: dict[str, Path] |
     notes: list[str] = []
     for name, folder in (extra_dirs or {}).items():
         if Path(folder).is_dir():
-            sets[name] = policy_bench_texts(folder)
+            # Rows and the examples of the policies kept there (the policy-following suite's unseen policies).
+            from guardkit.policies import load_policy_files
+
+            policies = load_policy_files(sorted((Path(folder) / "policies").glob("*.yaml")))
+            sets[name] = policy_bench_texts(folder) + [text for policy in policies for text, _ in policy.all_examples()]
     from guardkit.data.corpora import installed, load_corpus_texts
 
     available, _ = installed()
