@@ -10,9 +10,11 @@ on (the components read only the policies' own examples), under their own policy
   (--labeller-llm); for each, the weights and abstention margin are chosen on the "dev" half (highest mean
   balanced accuracy with at most --max-abstention abstaining) and reported on the "test" half, beside the
   shipped defaults;
-- cross-policy confusion: each policy's unsafe rows labelled under every other policy by the default
-  labeller, where they are out of scope unless policy-bench's annotations say otherwise (share labelled
-  unsafe, lower is better).
+- the scope gate (a text the policy's scope regression gives less than the gate is out of scope: safe) is
+  tuned on the dev half with the weights;
+- cross-policy confusion: each policy's unsafe rows labelled under every other policy where policy-bench's
+  annotations say they are out of its scope, by the default labeller with and without its scope gate
+  (share labelled unsafe, lower is better). The in-policy numbers above say what the gate costs.
 
 Target (issue 14): mean balanced accuracy >= 0.90 at <= 20% abstention on the test half.
 
@@ -52,14 +54,16 @@ def ensemble_logits(logits: dict[str, np.ndarray], weights: dict[str, float]) ->
     return sum(weights.get(name, 0.0) * np.nan_to_num(values, nan=0.0) for name, values in logits.items())
 
 
-def summarise(per_policy: dict[str, dict], weights: dict[str, float], margin: float, half: str) -> dict[str, object]:
+def summarise(per_policy: dict[str, dict], weights: dict[str, float], margin: float, half: str, gate: float = 0.0) -> dict[str, object]:
     accuracies, abstentions = {}, {}
     for policy_id, data in per_policy.items():
         rows = data["half"] == half
         total = ensemble_logits({name: values[rows] for name, values in data["logits"].items()}, weights)
-        kept = np.abs(total) > margin
+        out_of_scope = (total > margin) & (data["in_scope"][rows] < gate)
+        kept = (np.abs(total) > margin) | out_of_scope
         labels = data["labels"][rows]
-        accuracies[policy_id] = balanced_accuracy(labels[kept], total[kept] > 0) if kept.any() else float("nan")
+        flagged = (total > 0) & ~out_of_scope
+        accuracies[policy_id] = balanced_accuracy(labels[kept], flagged[kept]) if kept.any() else float("nan")
         abstentions[policy_id] = float(1 - kept.mean())
     return {
         "balanced_accuracy": float(np.nanmean(list(accuracies.values()))),
@@ -68,7 +72,7 @@ def summarise(per_policy: dict[str, dict], weights: dict[str, float], margin: fl
     }
 
 
-def tune(per_policy: dict[str, dict], components: list[str], max_abstention: float) -> tuple[dict[str, float], float]:
+def tune(per_policy: dict[str, dict], components: list[str], max_abstention: float, gate: float) -> tuple[dict[str, float], float]:
     """Weights and abstention margin with the best dev-half balanced accuracy at <= max_abstention abstaining
     (the first component's weight fixed at 1: only the ratios matter once the margin is searched too)."""
     grid = [0.0, 0.25, 0.5, 1.0, 2.0]
@@ -76,10 +80,24 @@ def tune(per_policy: dict[str, dict], components: list[str], max_abstention: flo
     for values in itertools.product(grid, repeat=len(components) - 1):
         weights = dict(zip(components, (1.0, *values)))
         for margin in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0):
-            result = summarise(per_policy, weights, margin, "dev")
+            result = summarise(per_policy, weights, margin, "dev", gate)
             if result["abstention"] <= max_abstention and result["balanced_accuracy"] > best[0]:
                 best = (result["balanced_accuracy"], weights, margin)
     return best[1], best[2]
+
+
+def cross_policy_rate(rows: dict, policies: dict, encoder, labeller: Labeller, half: str) -> float:
+    """Mean over (policy p, other policy q) of the share of q's unsafe rows of `half`, out of p's scope, labelled unsafe under p."""
+    rates = []
+    for source_id, bench in rows.items():
+        unsafe_rows = [row for row in bench if row.label == 1 and row.half == half]
+        vectors = encoder.encode([row.text for row in unsafe_rows])
+        for target_id, target in policies.items():
+            out_of_scope = [index for index, row in enumerate(unsafe_rows) if target_id not in (*row.also_unsafe_under, *row.ambiguous_under)]
+            if target_id != source_id and out_of_scope:
+                decisions = labeller.label(target, [unsafe_rows[index].text for index in out_of_scope], vectors[out_of_scope])
+                rates.append(np.mean([decision.label == "unsafe" for decision in decisions]))
+    return float(np.mean(rates))
 
 
 def main() -> int:
@@ -97,8 +115,10 @@ def main() -> int:
     if args.judge != "none":
         store = CandidateStore(Path(tempfile.mkdtemp()) / "verdicts.jsonl")
         llm = CachedJudge(LogitJudge(args.judge, few_shot=None, batch_size=16, device=None), store)
-    labeller = Labeller(encoder, LabellerSettings(), llm)
-    default_labeller = Labeller(encoder, LabellerSettings())
+    library = list(policies.values())
+    labeller = Labeller(encoder, LabellerSettings(), llm, library)
+    default_labeller = Labeller(encoder, LabellerSettings(), library=library)
+    ungated_labeller = Labeller(encoder, LabellerSettings(scope_gate=0.0), library=library)
     rows = {policy_id: read_policy_bench(POLICY_BENCH / f"{policy_id}.jsonl") for policy_id in policies}
     per_policy: dict[str, dict] = {}
     for policy_id, bench in rows.items():
@@ -107,9 +127,9 @@ def main() -> int:
         logits = labeller.component_logits(policies[policy_id], texts, vectors)
         per_policy[policy_id] = {
             "logits": logits,
+            "in_scope": labeller.model(policies[policy_id]).in_scope(vectors),
             "labels": np.array([row.label for row in bench]),
             "half": np.array([row.half for row in bench]),
-            "vectors": vectors,
         }
         print(f"labelled {policy_id}", file=sys.stderr, flush=True)
     components = [name for name in COMPONENTS if name in next(iter(per_policy.values()))["logits"]]
@@ -123,32 +143,40 @@ def main() -> int:
     report["ensemble_defaults"] = {
         "weights": default_weights,
         "abstain_margin": defaults.abstain_margin,
-        **{half: summarise(per_policy, default_weights, defaults.abstain_margin, half) for half in ("dev", "test")},
+        "scope_gate": defaults.scope_gate,
+        **{half: summarise(per_policy, default_weights, defaults.abstain_margin, half, defaults.scope_gate) for half in ("dev", "test")},
     }
     for key, names in (("ensemble_tuned_on_dev", embedding_components), ("ensemble_with_llm_tuned_on_dev", components)):
         if key.startswith("ensemble_with_llm") and "llm" not in components:
             continue
-        weights, margin = tune(per_policy, names, args.max_abstention)
-        report[key] = {"weights": weights, "abstain_margin": margin, **{half: summarise(per_policy, weights, margin, half) for half in ("dev", "test")}}
+        weights, margin = tune(per_policy, names, args.max_abstention, defaults.scope_gate)
+        report[key] = {
+            "weights": weights,
+            "abstain_margin": margin,
+            "scope_gate": defaults.scope_gate,
+            **{half: summarise(per_policy, weights, margin, half, defaults.scope_gate) for half in ("dev", "test")},
+        }
+    report["scope_gate_on_dev"] = {
+        str(gate): {
+            "balanced_accuracy": summarise(per_policy, default_weights, defaults.abstain_margin, "dev", gate)["balanced_accuracy"],
+            "cross_policy_unsafe_rate": cross_policy_rate(rows, policies, encoder, Labeller(encoder, LabellerSettings(scope_gate=gate), library=library), "dev"),
+        }
+        for gate in (0.0, 0.1, 0.2, 0.3, 0.4)
+    }
     # Cross-policy confusion: policy q's unsafe rows labelled under every other policy p where the annotations
-    # say they are out of p's scope, by the default labeller as it labels any text, and as it labels a red-team
-    # corpus's text (unsafe only under the policies it is closest to: Labeller.resolve_scope).
-    confusion: dict[str, dict[str, dict[str, float]]] = {"any text": {}, "red-team text": {}}
+    # say they are out of p's scope, by the default labeller with and without its scope gate.
+    confusion: dict[str, dict[str, dict[str, float]]] = {"scope gate": {}, "no scope gate": {}}
     for source_id, bench in rows.items():
         unsafe_rows = [row for row in bench if row.label == 1]
-        vectors = encoder.encode([row.text for row in unsafe_rows])
-        decisions = {
-            target_id: default_labeller.label(target, [row.text for row in unsafe_rows], vectors) for target_id, target in policies.items()
-        }
-        resolved = [default_labeller.resolve_scope({target_id: decisions[target_id][index] for target_id in policies}) for index in range(len(unsafe_rows))]
-        for target_id in policies:
-            if target_id == source_id:
+        texts = [row.text for row in unsafe_rows]
+        vectors = encoder.encode(texts)
+        for target_id, target in policies.items():
+            out_of_scope = [index for index, row in enumerate(unsafe_rows) if target_id not in (*row.also_unsafe_under, *row.ambiguous_under)]
+            if target_id == source_id or not out_of_scope:
                 continue
-            out_of_scope = [index for index, row in enumerate(unsafe_rows) if target_id not in row.also_unsafe_under + row.ambiguous_under]
-            if not out_of_scope:
-                continue
-            confusion["any text"].setdefault(target_id, {})[source_id] = float(np.mean([decisions[target_id][index].label == "unsafe" for index in out_of_scope]))
-            confusion["red-team text"].setdefault(target_id, {})[source_id] = float(np.mean([resolved[index][target_id].label == "unsafe" for index in out_of_scope]))
+            for mode, chosen in (("scope gate", default_labeller), ("no scope gate", ungated_labeller)):
+                decisions = chosen.label(target, [texts[index] for index in out_of_scope], vectors[out_of_scope])
+                confusion[mode].setdefault(target_id, {})[source_id] = float(np.mean([decision.label == "unsafe" for decision in decisions]))
     report["cross_policy_unsafe_rate"] = {
         mode: {"mean": float(np.mean([value for row in matrix.values() for value in row.values()])), "matrix": matrix} for mode, matrix in confusion.items()
     }
@@ -170,6 +198,9 @@ def main() -> int:
     test = report["ensemble_tuned_on_dev"]["test"]
     for policy_id, values in test["per_policy"].items():
         print(f"  {policy_id:26s} BA {values['balanced_accuracy']:.3f} abstention {values['abstention']:.3f}")
+    print("scope gate on the dev half: " + ", ".join(
+        f"{gate}: BA {entry['balanced_accuracy']:.3f} / cross-policy {entry['cross_policy_unsafe_rate']:.3f}" for gate, entry in report["scope_gate_on_dev"].items()
+    ))
     for mode, entry in report["cross_policy_unsafe_rate"].items():
         print(f"cross-policy ({mode}): share of other policies' out-of-scope unsafe rows labelled unsafe (mean) {entry['mean']:.3f}")
     if args.output:

@@ -15,10 +15,17 @@ The ensemble adds the weighted logits (each clipped to ±COMPONENT_CLIP: a regre
 examples extrapolates wildly far from them). A source prior shifts the sum: a text from a corpus of benign
 requests is pulled towards safe by `prior_shift`, so it is labelled unsafe only when the components agree
 strongly (as for an off-topic request under a scope policy). Where |sum| <= abstain_margin the labeller
-abstains and the candidate is not used under that policy. A text from a red-team corpus is harmful under
-some policy, not under every one: `resolve_scope` keeps it unsafe only under the policies it is closest to
-(within `scope_margin` of the best) and calls it out of scope, safe, under the rest. Weights and margins are
-tuned on one half of policy-bench by `benchmarks/bench_labels.py`, which reports on the other half.
+abstains and the candidate is not used under that policy. Weights and margins are tuned on one half of
+policy-bench by `benchmarks/bench_labels.py`, which reports on the other half.
+
+Scope: a guard trained on one policy's examples learns "harmful or not", and calls a text unsafe under a
+policy that does not cover it (violent-crime examples flag election disinformation). The scope gate is a
+second regression that also sees the other policies' unsafe examples as safe: a text it gives less than
+`scope_gate` is out of the policy's scope and labelled safe, whatever the ensemble says. A policy tagged
+`scope` or `product-scope` (an assistant that must stay on its topic) flags other policies' texts as off
+topic, so it gets no gate. The unsafe examples of attack-technique policies (tagged `llm-attacks`: jailbreak,
+prompt injection) wrap other policies' content (a role-play around a bomb recipe), so they are out-of-scope
+examples only for each other, never for a content policy.
 
 Rules: an unsafe decision names the disallowed rules of the policy the text is closest to (the best one and
 any within RULE_MARGIN of it); a safe one names the allowed item it stands for when one is close enough.
@@ -38,6 +45,12 @@ from guardkit.policies import Policy
 COMPONENTS = ("examples-lr", "examples-knn", "llm")
 KNN_K = 3
 COMPONENT_CLIP = 8.0
+# Tags of policies whose scope is a topic: everything off it, other policies' texts included, is unsafe there.
+SCOPE_TAGS = frozenset({"scope", "product-scope"})
+# Tags of policies about how a request is made (an attack technique) rather than what it asks for.
+TECHNIQUE_TAGS = frozenset({"llm-attacks"})
+# How much each of the other policies' unsafe examples counts, as a safe example, in a policy's scope gate.
+OTHER_POLICIES_WEIGHT = 0.3
 # Cosine similarity a rule may trail the closest rule by and still be named as broken.
 RULE_MARGIN = 0.04
 # A safe text stands for an allowed item only when it is at least this similar to it.
@@ -47,12 +60,13 @@ BENIGN, HARMFUL = "benign", "harmful"
 
 @dataclass(frozen=True)
 class LabellerSettings:
-    """How the components are combined; the defaults are those bench_labels.py tuned on policy-bench's dev half."""
+    """How the components are combined; the defaults are those bench_labels.py tuned on policy-bench's dev half
+    (the scope gate: the largest whose dev balanced accuracy stays at 0.90 or more)."""
 
     weights: dict[str, float] = field(default_factory=lambda: {"examples-lr": 1.0, "examples-knn": 0.25, "llm": 0.5})
     abstain_margin: float = 0.5
     prior_shift: float = 3.0
-    scope_margin: float = 3.0
+    scope_gate: float = 0.3
     llm_band: float = 4.0
     lr_c: float = 10.0
 
@@ -77,9 +91,12 @@ def _logit(probabilities: np.ndarray) -> np.ndarray:
 
 
 class PolicyModel:
-    """The fitted embedding components of one policy, and its rule and allowed-item embeddings."""
+    """The fitted embedding components of one policy, its scope gate, and its rule and allowed-item embeddings.
 
-    def __init__(self, policy: Policy, encoder: SentenceEncoder, lr_c: float):
+    others_unsafe: the other policies' unsafe examples (what is out of this policy's scope), or None.
+    """
+
+    def __init__(self, policy: Policy, encoder: SentenceEncoder, lr_c: float, others_unsafe: Sequence[str] = ()):
         from sklearn.linear_model import LogisticRegression
 
         self.policy = policy
@@ -89,6 +106,13 @@ class PolicyModel:
         features = np.vstack([self.safe, self.unsafe])
         labels = np.r_[np.zeros(len(self.safe)), np.ones(len(self.unsafe))]
         self.classifier = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(features, labels)
+        self.scope = None
+        if others_unsafe and not SCOPE_TAGS & set(policy.tags):
+            others = encoder.encode(list(others_unsafe))
+            weights = np.r_[np.ones(len(features)), np.full(len(others), OTHER_POLICIES_WEIGHT)]
+            self.scope = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(
+                np.vstack([features, others]), np.r_[labels, np.zeros(len(others))], sample_weight=weights
+            )
         self.rules = encoder.encode([f"{policy.name}: {rule}" for rule in policy.disallowed])
         self.allowed = encoder.encode([f"{policy.name}: {item}" for item in policy.allowed])
 
@@ -97,6 +121,10 @@ class PolicyModel:
             "examples-lr": self.classifier.decision_function(vectors),
             "examples-knn": knn_margin(vectors, self.safe, self.unsafe, KNN_K),
         }
+
+    def in_scope(self, vectors: np.ndarray) -> np.ndarray:
+        """P(the text is about this policy's disallowed content rather than another policy's): 1 without a gate."""
+        return self.scope.predict_proba(vectors)[:, 1] if self.scope is not None else np.ones(len(vectors))
 
     def unsafe_rules(self, vector: np.ndarray, intended: str | None) -> tuple[str, ...]:
         similarity = self.rules @ vector
@@ -117,20 +145,29 @@ class Labeller:
     """Labels texts under policies with the component ensemble (see the module docstring).
 
     llm: a `guardkit.generate.reflection.CachedJudge` (verdicts cached in candidates.jsonl) or None to label
-    from the embedding components alone.
+    from the embedding components alone. library: every policy of the run; the others' unsafe examples are
+    each policy's out-of-scope texts (its scope gate).
     """
 
-    def __init__(self, encoder: SentenceEncoder, settings: LabellerSettings | None = None, llm=None):
+    def __init__(self, encoder: SentenceEncoder, settings: LabellerSettings | None = None, llm=None, library: Sequence[Policy] = ()):
         self.encoder = encoder
         self.settings = settings or LabellerSettings()
         self.llm = llm
+        self.library = list(library)
         self._models: dict[str, PolicyModel] = {}
         self.llm_calls = 0
 
     def model(self, policy: Policy) -> PolicyModel:
         key = policy.id
         if key not in self._models or self._models[key].policy != policy:
-            self._models[key] = PolicyModel(policy, self.encoder, self.settings.lr_c)
+            technique = bool(TECHNIQUE_TAGS & set(policy.tags))
+            others = [
+                text
+                for other in self.library
+                if other.id != policy.id and (technique or not TECHNIQUE_TAGS & set(other.tags))
+                for text in other.examples.unsafe
+            ]
+            self._models[key] = PolicyModel(policy, self.encoder, self.settings.lr_c, others)
         return self._models[key]
 
     def component_logits(
@@ -185,37 +222,22 @@ class Labeller:
             unsure = np.abs(self.combine(logits, priors)) < self.settings.llm_band
             logits["llm"] = self._llm_logits(policy, texts, np.flatnonzero(unsure))
         total = self.combine(logits, priors)
+        in_scope = model.in_scope(vectors)
         decisions = []
         for index, value in enumerate(total):
             components = {name: float(values[index]) for name, values in logits.items() if not np.isnan(values[index])}
+            if model.scope is not None:
+                components["in-scope"] = float(in_scope[index])
             score = float(1 / (1 + np.exp(-value)))
-            if abs(value) <= self.settings.abstain_margin:
+            if value > self.settings.abstain_margin and in_scope[index] < self.settings.scope_gate:
+                decisions.append(Decision("safe", score, components))
+            elif abs(value) <= self.settings.abstain_margin:
                 decisions.append(Decision(None, score, components))
             elif value > 0:
                 decisions.append(Decision("unsafe", score, components, model.unsafe_rules(vectors[index], intended_rules[index])))
             else:
                 decisions.append(Decision("safe", score, components, model.allowed_items(vectors[index], intended_rules[index])))
         return decisions
-
-    def resolve_scope(self, decisions: dict[str, Decision]) -> dict[str, Decision]:
-        """A red-team text's decisions under every policy, unsafe only where it is (nearly) closest.
-
-        Decisions that hold by construction or through a recombination's parts are kept as they are.
-        """
-        judged = {
-            policy_id: _logit(np.array([decision.score]))[0]
-            for policy_id, decision in decisions.items()
-            if decision.label == "unsafe" and not {"by-construction", "inherited"} & set(decision.components)
-        }
-        if not judged:
-            return decisions
-        best = max(judged.values())
-        resolved = dict(decisions)
-        for policy_id, value in judged.items():
-            if value < best - self.settings.scope_margin:
-                decision = decisions[policy_id]
-                resolved[policy_id] = Decision("safe", decision.score, {**decision.components, "out-of-scope": float(best - value)})
-        return resolved
 
     def describe(self) -> dict[str, object]:
         settings = self.settings
@@ -224,7 +246,8 @@ class Labeller:
             "weights": dict(settings.weights),
             "abstain_margin": settings.abstain_margin,
             "prior_shift": settings.prior_shift,
-            "scope_margin": settings.scope_margin,
+            "scope_gate": settings.scope_gate,
+            "scope_gated_policies": sorted(policy_id for policy_id, model in self._models.items() if model.scope is not None),
             "llm_band": settings.llm_band if self.llm is not None else None,
             "llm": self.llm.judge.describe() if self.llm is not None else None,
             "llm_judgements": self.llm_calls,

@@ -264,6 +264,7 @@ class Generation:
             weights=defaults.weights,
             abstain_margin=defaults.abstain_margin if self.config.abstain_margin is None else self.config.abstain_margin,
             prior_shift=defaults.prior_shift if self.config.prior_shift is None else self.config.prior_shift,
+            scope_gate=defaults.scope_gate,
             llm_band=defaults.llm_band,
             lr_c=defaults.lr_c,
         )
@@ -283,7 +284,9 @@ class Generation:
         config = self.config
         self.encoder = SentenceEncoder(config.encoder, batch_size=64, device=config.device)
         self.judge = _make_judge(config) if config.labeller_llm else None
-        self.labeller = Labeller(self.encoder, self._labeller_settings(), CachedJudge(self.judge, self.store) if self.judge else None)
+        self.labeller = Labeller(
+            self.encoder, self._labeller_settings(), CachedJudge(self.judge, self.store) if self.judge else None, list(self.policies.values())
+        )
         references, self.reference_notes = self._references()
         self.reference_counts = {name: len(texts) for name, texts in references.items()}
         protected = sorted({normalise_text(text) for policy in self.policies.values() for text, _ in policy.all_examples()})
@@ -353,9 +356,6 @@ class Generation:
                     inherited[index] = decision
             for item, decision in zip(items, inherited):
                 item.decisions[policy_id] = self._reflect(item, policy_id, decision)
-        for item in items:
-            if item.candidate.prior == HARMFUL:
-                item.decisions = self.labeller.resolve_scope(item.decisions)
 
     def _inherited(self, item: Admitted, policy_id: str) -> Decision | None:
         """The decision that holds by construction (forced) or through the parts of a recombination, else None."""
