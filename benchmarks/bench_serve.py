@@ -158,12 +158,12 @@ def _mean_batch(before: str, after: str) -> float | None:
     return (end["guardkit_texts_total"] - start["guardkit_texts_total"]) / calls if calls else None
 
 
-def prepare_guard(workdir: Path) -> Path:
+def prepare_guard(workdir: Path, max_disagreement: float) -> Path:
     from benchmarks.bench_evaluate import train_quick_guard
     from benchmarks.bench_onnx import QUICK_GUARD, export
 
     trained = train_quick_guard(workdir, **QUICK_GUARD)
-    export(trained, workdir / "int8", "int8")
+    export(trained, workdir / "int8", "int8", max_disagreement)
     return workdir / "int8"
 
 
@@ -176,13 +176,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients in the loaded phases")
     parser.add_argument("--seconds", type=float, default=30, help="length of each loaded phase")
     parser.add_argument("--single-seconds", type=float, default=10, help="length of the one-client phase")
+    parser.add_argument("--max-disagreement", type=float, default=0.05, help="the quick guard's export --max_disagreement (see bench_onnx)")
     parser.add_argument("--output", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     texts = policy_bench_texts()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as workdir:
-        model = Path(args.model) if args.model else prepare_guard(Path(workdir))
+        model = Path(args.model) if args.model else prepare_guard(Path(workdir), args.max_disagreement)
         results: dict = {"model": args.model or "quick MiniLM TaskGuard, int8 ONNX", "cpu_count": os.cpu_count(), "texts": len(texts)}
         with server(model, args, batching=True) as url:
             asyncio.run(load(url, texts, 4, 3))  # warm-up

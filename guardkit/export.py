@@ -41,7 +41,9 @@ class ExportError(GuardkitError):
 
 @dataclass
 class ExportConfig:
-    model: str = field(metadata={"positional": True, "help": "guard folder to export (written by `guardkit train` or `guardkit merge`) or Hub id"})
+    model: str = field(
+        metadata={"positional": True, "help": "guard folder to export (written by `guardkit train` or `guardkit merge`) or Hub id"}
+    )
     output: str = field(metadata={"help": "folder to write: a complete guard folder with the ONNX model(s) added"})
     quantize: str | None = field(
         default=None,
@@ -169,16 +171,16 @@ def export_model(model_dir: Path, tokenizer_dir: Path, quantize: str | None, ops
 def verification_texts(guard: Guard, verify_dir: str | Path) -> tuple[dict[str, list[str]], str]:
     """({policy id: texts}, description): the rows of `verify_dir/<policy>.jsonl` for every policy the guard scores.
 
-    A guard that reads instructions also scores the files' other policies (its path for unseen policies);
-    a policy of the guard without a file is checked on the examples in its own policy file.
+    A guard that scores policies it was not trained on (from their instruction) is also checked on the
+    files' other policies; a policy of the guard without a file is checked on the examples in its own
+    policy file.
     """
     from guardkit.evaluate.harness import read_policy_bench
 
     verify_dir = Path(verify_dir)
     files = {path.stem: path for path in sorted(verify_dir.glob("*.jsonl"))} if verify_dir.is_dir() else {}
     policies = list(guard.policy_ids)
-    if guard.manifest.input_format == "instruction_pair":
-        policies += [policy_id for policy_id in files if policy_id not in policies and _can_score(guard, policy_id)]
+    policies += [policy_id for policy_id in files if policy_id not in policies and _can_score(guard, policy_id)]
     texts, sources = {}, []
     for policy_id in policies:
         if policy_id in files:
@@ -205,7 +207,7 @@ def verification_texts(guard: Guard, verify_dir: str | Path) -> tuple[dict[str, 
 
 
 def _can_score(guard: Guard, policy_id: str) -> bool:
-    """Whether the guard scores a policy it was not trained on (its instruction may not fit beside a text)."""
+    """Whether the guard scores a policy it was not trained on (a TaskGuard does not; an instruction may not fit)."""
     try:
         guard.score(["probe"], policy_id)
     except GuardError:
@@ -235,18 +237,17 @@ def _versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def write_card_section(folder: Path, exported: Sequence[ExportedModel], agreement: Agreement, config: ExportConfig) -> None:
+def write_card_section(
+    folder: Path, exported: Sequence[ExportedModel], agreement: Agreement, config: ExportConfig, input_names: Sequence[str]
+) -> None:
     """Add (or replace) the ONNX section of the guard's card and tag the card `onnx`."""
     import jinja2
     from huggingface_hub import ModelCard
-
-    from guardkit.onnx_runtime import OnnxSequenceClassifier
 
     path = folder / "README.md"
     if not path.is_file():
         raise ExportError(f"{path}: the guard has no model card to describe the export in")
     card = ModelCard.load(path)
-    root_model = OnnxSequenceClassifier.from_folder(folder, threads=1)
     section = jinja2.Template(TEMPLATE.read_text(encoding="utf-8"), keep_trailing_newline=True).render(
         start_marker=CARD_START,
         end_marker=CARD_END,
@@ -256,7 +257,7 @@ def write_card_section(folder: Path, exported: Sequence[ExportedModel], agreemen
         versions=_versions(),
         agreement=agreement,
         max_disagreement=config.max_disagreement,
-        input_names=root_model.input_names,
+        input_names=list(input_names),
     )
     text = card.text
     if CARD_START in text and CARD_END in text:
@@ -331,7 +332,7 @@ def export_guard(config: ExportConfig) -> None:
                 + ("Export without --quantize (fp32), or " if config.quantize else "")
                 + "raise --max_disagreement if this difference is acceptable for your use"
             )
-        write_card_section(staging, exported, agreement, config)
+        write_card_section(staging, exported, agreement, config, candidate.model.input_names)
         save_config(config, staging / "export.yaml")
         _place(staging, output)
     finally:

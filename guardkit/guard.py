@@ -336,7 +336,7 @@ class Guard:
         for policy_id in manifest.policies:
             if policy_id not in policies and policy_id in library:
                 policies[policy_id] = library[policy_id]
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or ("cuda" if torch.cuda.is_available() and backend != "onnx" else "cpu")
         if manifest.kind == "judge":
             if backend == "onnx":
                 raise GuardError(f"{folder}: a JudgeGuard is a causal LM scored with torch; there is no ONNX backend for it")

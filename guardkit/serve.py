@@ -42,7 +42,7 @@ from fastapi import Request  # at module level: FastAPI resolves the handlers' a
 
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard, Verdict, _local_folder, read_manifest
-from guardkit.onnx_runtime import BACKENDS, THREADS_ENV
+from guardkit.onnx_runtime import BACKENDS, THREADS_ENV, choose_backend
 from guardkit.policies import Policy
 
 CONFIG_ENV = "GUARDKIT_SERVE_CONFIG"
@@ -64,7 +64,10 @@ class ServeConfig:
     workers: int = field(default=1, metadata={"help": "uvicorn worker processes, each with its own copy of the guard"})
     backend: str = field(
         default="auto",
-        metadata={"choices": list(BACKENDS), "help": "torch, onnx (a folder written by `guardkit export`), or auto: onnx when there is one"},
+        metadata={
+            "choices": list(BACKENDS),
+            "help": "torch, onnx (a folder written by `guardkit export`), or auto: onnx when there is one",
+        },
     )
     threads: int | None = field(default=None, metadata={"help": "CPU threads per worker for the model (default: torch's, one per core)"})
     max_batch_size: int = field(default=32, metadata={"help": "texts scored together at most; 1 turns micro-batching off"})
@@ -93,7 +96,9 @@ class ServeConfig:
     served_model_name: str | None = field(
         default=None, metadata={"help": "model name in responses and /v1/models (default: the Hub id or the folder's name)"}
     )
-    log_level: str = field(default="info", metadata={"choices": ["critical", "error", "warning", "info", "debug"], "help": "uvicorn log level"})
+    log_level: str = field(
+        default="info", metadata={"choices": ["critical", "error", "warning", "info", "debug"], "help": "uvicorn log level"}
+    )
 
     def validate(self) -> None:
         for name in ("workers", "max_batch_size", "forward_batch_size", "max_texts", "max_chars", "max_request_chars", "max_body_bytes"):
@@ -169,10 +174,16 @@ class Metrics:
             lines = [
                 "# HELP guardkit_requests_total HTTP requests answered, by endpoint and status code.",
                 "# TYPE guardkit_requests_total counter",
-                *(f'guardkit_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}' for (endpoint, status), count in sorted(self.requests.items())),
+                *(
+                    f'guardkit_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}'
+                    for (endpoint, status), count in sorted(self.requests.items())
+                ),
                 "# HELP guardkit_request_errors_total Requests answered with an error, by endpoint and error type.",
                 "# TYPE guardkit_request_errors_total counter",
-                *(f'guardkit_request_errors_total{{endpoint="{endpoint}",type="{kind}"}} {count}' for (endpoint, kind), count in sorted(self.errors.items())),
+                *(
+                    f'guardkit_request_errors_total{{endpoint="{endpoint}",type="{kind}"}} {count}'
+                    for (endpoint, kind), count in sorted(self.errors.items())
+                ),
                 "# HELP guardkit_request_duration_seconds Time from request to response.",
                 "# TYPE guardkit_request_duration_seconds histogram",
             ]
@@ -300,11 +311,13 @@ def _texts(body: dict, config: ServeConfig) -> list[str]:
     if not texts:
         raise RequestError(400, "'input' is an empty list; send at least one text", "input")
     if len(texts) > config.max_texts:
-        raise RequestError(413, f"'input' has {len(texts)} texts; this server takes at most {config.max_texts} per request (max_texts)", "input")
+        message = f"'input' has {len(texts)} texts; this server takes at most {config.max_texts} per request (max_texts)"
+        raise RequestError(413, message, "input")
     total = 0
     for index, text in enumerate(texts):
         if not isinstance(text, str):
-            raise RequestError(400, f"input[{index}] must be a string, got {type(text).__name__}; only text input is supported", f"input[{index}]")
+            message = f"input[{index}] must be a string, got {type(text).__name__}; only text input is supported"
+            raise RequestError(400, message, f"input[{index}]")
         if not text.strip():
             raise RequestError(400, f"input[{index}] is empty or only whitespace; there is nothing to check", f"input[{index}]")
         if len(text) > config.max_chars:
@@ -316,9 +329,9 @@ def _texts(body: dict, config: ServeConfig) -> list[str]:
             )
         total += len(text)
     if total > config.max_request_chars:
-        raise RequestError(
-            413, f"'input' has {total} characters in all; this server takes at most {config.max_request_chars} per request (max_request_chars)", "input"
-        )
+        limit = config.max_request_chars
+        message = f"'input' has {total} characters in all; this server takes at most {limit} per request (max_request_chars)"
+        raise RequestError(413, message, "input")
     return texts
 
 
@@ -340,7 +353,8 @@ def _policies(body: dict) -> list[str | Policy] | None:
             except GuardkitError as error:
                 raise RequestError(400, str(error), f"policies[{index}]") from None
         else:
-            raise RequestError(400, f"policies[{index}] must be a policy id or a policy object, got {type(item).__name__}", f"policies[{index}]")
+            message = f"policies[{index}] must be a policy id or a policy object, got {type(item).__name__}"
+            raise RequestError(400, message, f"policies[{index}]")
     return policies
 
 
@@ -393,9 +407,8 @@ def create_app(config: ServeConfig, guard: Guard | None = None):
     endpoints = {"/v1/moderations", "/v1/check", "/v1/models", "/health", "/metrics"}
 
     def error_response(error: RequestError) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"message": error.message, "type": error.error_type, "param": error.param, "code": error.status}}, status_code=error.status
-        )
+        content = {"error": {"message": error.message, "type": error.error_type, "param": error.param, "code": error.status}}
+        return JSONResponse(content, status_code=error.status)
 
     @app.middleware("http")
     async def guard_requests(request: Request, call_next):
@@ -406,10 +419,12 @@ def create_app(config: ServeConfig, guard: Guard | None = None):
             if api_key is not None and endpoint != "/health":
                 scheme, _, sent = request.headers.get("authorization", "").partition(" ")
                 if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), api_key.encode()):
-                    raise RequestError(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'", None, "authentication_error")
+                    message = "missing or wrong API key: send the header 'Authorization: Bearer KEY'"
+                    raise RequestError(401, message, None, "authentication_error")
             length = request.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-                raise RequestError(413, f"request body of {length} bytes; this server takes at most {config.max_body_bytes} (max_body_bytes)")
+                message = f"request body of {length} bytes; this server takes at most {config.max_body_bytes} (max_body_bytes)"
+                raise RequestError(413, message)
             response = await call_next(request)
         except RequestError as error:
             request.state.error_type = error.error_type
@@ -450,7 +465,8 @@ def create_app(config: ServeConfig, guard: Guard | None = None):
             raise RequestError(400, str(error), None if policies is None else "policies") from None
         except Exception:
             logger.exception("scoring failed")
-            raise RequestError(500, "the guard failed to score this request; the server log has the details", None, "server_error") from None
+            message = "the guard failed to score this request; the server log has the details"
+            raise RequestError(500, message, None, "server_error") from None
 
     @app.post("/v1/moderations")
     async def moderations(request: Request):
@@ -496,6 +512,7 @@ def serve(config: ServeConfig) -> None:
     config.validate()
     folder = _local_folder(config.model, config.revision)
     manifest = read_manifest(folder)
+    choose_backend(folder, config.backend, "cpu")  # a missing export or onnxruntime is reported here, not by every worker
     if manifest.kind == "judge":
         raise ServeError(f"{config.model} is a JudgeGuard; guardkit serve serves encoder guards (TaskGuard, MultiTaskGuard, UniGuard)")
     # Workers load the folder already downloaded here, under the name the user gave it.

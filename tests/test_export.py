@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from tiny_models import tiny_bert
+from tiny_models import short_policy, tiny_bert
 from transformers import pipeline
 
 from guardkit import cli, export
 from guardkit.export import ExportConfig, ExportError, export_guard
 from guardkit.guard import MANIFEST_FILE, Guard, GuardError, save_guard
 from guardkit.onnx_runtime import THREADS_ENV, BackendError, OnnxSequenceClassifier
-from guardkit.policies import Policy, get_policy
+from guardkit.policies import get_policy
 
 CARD = ModelCard("---\nlicense: apache-2.0\n---\n\n# test guard\n")
 # Long enough for several windows at max_length 32, short enough for a quick test.
@@ -29,17 +29,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def short_policy(policy_id: str) -> Policy:
-    return Policy(
-        id=policy_id,
-        name=policy_id.replace("_", " ").title(),
-        description="Flags requests for the secret recipe.",
-        allowed=["Talking about cooking"],
-        disallowed=["Asking for the secret recipe"],
-        examples={"safe": ["How long do I boil an egg?"], "unsafe": ["Tell me the secret recipe."]},
-    )
 
 
 def write_rows(folder, policy_id: str, texts: list[str]) -> None:
@@ -123,7 +112,7 @@ def test_int8_pair_guard_scores_known_and_custom_policies_like_torch(pair_guard_
     reference = Guard.from_pretrained(pair_guard_dir)
     onnx_guard = Guard.from_pretrained(exported_pair_int8_dir, backend="onnx")
     assert onnx_guard.model.precision == "int8"
-    custom = short_policy("house_rules").model_copy(update={"description": "Flags talk about competitors."})
+    custom = short_policy("house_rules", "Flags talk about competitors.")
     for policy in ("recipes", "secrets", custom):
         np.testing.assert_allclose(onnx_guard.score(TEXTS, policy=policy), reference.score(TEXTS, policy=policy), atol=2e-3)
     card = ModelCard.load(exported_pair_int8_dir / "README.md").text
@@ -197,7 +186,8 @@ def test_re_export_with_overwrite_replaces_the_onnx_model_and_card_section(tmp_p
     output = tmp_path / "again"
     output.mkdir()
     (output / "stale.txt").write_text("old")
-    export_guard(ExportConfig(model=str(exported_task_dir), output=str(output), quantize="int8", verify_dir=str(verify_dir), overwrite=True))
+    config = ExportConfig(model=str(exported_task_dir), output=str(output), quantize="int8", verify_dir=str(verify_dir), overwrite=True)
+    export_guard(config)
     assert sorted(path.name for path in (output / "onnx").iterdir()) == ["model_int8.onnx"]
     assert not (output / "stale.txt").exists()
     card = (output / "README.md").read_text()

@@ -23,11 +23,10 @@ import pytest
 import torch
 import uvicorn
 from huggingface_hub import ModelCard
-from tiny_models import tiny_bert
+from tiny_models import short_policy, tiny_bert
 
 from guardkit import cli
 from guardkit.guard import Guard, save_guard
-from guardkit.policies import Policy
 from guardkit.serve import MicroBatcher, ServeConfig, ServeError, create_app
 
 CARD = ModelCard("---\nlicense: apache-2.0\n---\n\n# test guard\n")
@@ -41,17 +40,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def short_policy(policy_id: str, description: str = "Flags requests for the secret recipe.") -> Policy:
-    return Policy(
-        id=policy_id,
-        name=policy_id.replace("_", " ").title(),
-        description=description,
-        allowed=["Talking about cooking"],
-        disallowed=["Asking for the secret recipe"],
-        examples={"safe": ["How long do I boil an egg?"], "unsafe": ["Tell me the secret recipe."]},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +300,8 @@ def test_serve_command_with_two_workers_never_logs_the_key(pair_guard_dir, tmp_p
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda text: client.moderations.create(input=[text]), TEXTS * 4))
         assert all(len(answer.results) == 1 for answer in answers)
-        assert httpx.post(f"{url}/v1/moderations", json={"input": "hi"}, headers={"Authorization": f"Bearer {KEY}x"}, timeout=30).status_code == 401
+        wrong = {"Authorization": f"Bearer {KEY}x"}
+        assert httpx.post(f"{url}/v1/moderations", json={"input": "hi"}, headers=wrong, timeout=30).status_code == 401
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -336,3 +325,5 @@ def test_serve_help_and_bad_options(pair_guard_dir, capsys, monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY_VARIABLE", raising=False)
     assert cli.main(["serve", "--model", str(pair_guard_dir), "--api-key-env", "NO_SUCH_KEY_VARIABLE"]) == 2
     assert "not set or empty" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", str(pair_guard_dir), "--backend", "onnx"]) == 2
+    assert "export the guard first" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from guardkit.data.schema import ID2LABEL, LABEL2ID
+from guardkit.policies import Policy
 
 
 def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
@@ -27,3 +28,15 @@ def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
         label2id=LABEL2ID,
     )
     return BertForSequenceClassification(config), tokenizer
+
+
+def short_policy(policy_id: str, description: str = "Flags requests for the secret recipe.") -> Policy:
+    """A policy whose instruction fits beside a text in a 64-token window."""
+    return Policy(
+        id=policy_id,
+        name=policy_id.replace("_", " ").title(),
+        description=description,
+        allowed=["Talking about cooking"],
+        disallowed=["Asking for the secret recipe"],
+        examples={"safe": ["How long do I boil an egg?"], "unsafe": ["Tell me the secret recipe."]},
+    )
