@@ -1,8 +1,8 @@
 """The ONNX Runtime backend of `Guard`: a guard's exported model run by an `onnxruntime.InferenceSession`.
 
 `guardkit export` writes `onnx/model.onnx` (fp32) or `onnx/model_int8.onnx` (dynamic int8) beside the
-safetensors weights of every model folder of a guard, the layout transformers.js and Hugging Face
-text-embeddings-inference look for. `Guard.from_pretrained(..., backend="auto")` runs the ONNX model when
+safetensors weights of every model folder of a guard, the layout of ONNX models on the Hugging Face Hub
+(text-embeddings-inference's ONNX Runtime backend reads `onnx/model.onnx`). `Guard.from_pretrained(..., backend="auto")` runs the ONNX model when
 the folder has one, onnxruntime is installed and the guard runs on the CPU; the tokenizer, windows,
 instruction pairs and thresholds are the same code for both backends, only the forward pass differs.
 """
