@@ -41,6 +41,16 @@ STAGES: dict[str, Stage] = {
         "fine-tune a JudgeGuard, a small causal LM judge, with trl (the fair LLM baseline)",
     ),
     "check": Stage("guardkit.guard:CheckConfig", "guardkit.guard:run_check", "score texts with a trained guard"),
+    "export": Stage(
+        "guardkit.export:ExportConfig",
+        "guardkit.export:export_guard",
+        "export a guard to ONNX (fp32 or dynamic int8), checked against the torch model",
+    ),
+    "serve": Stage(
+        "guardkit.serve:ServeConfig",
+        "guardkit.serve:serve",
+        "serve a guard over HTTP: OpenAI-compatible /v1/moderations, /v1/check, /health, /metrics",
+    ),
     "merge": Stage(
         "guardkit.merge.config:MergeConfig",
         "guardkit.merge.search:run_merge",

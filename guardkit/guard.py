@@ -24,6 +24,7 @@ import numpy as np
 from guardkit import __version__
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.errors import GuardkitError
+from guardkit.onnx_runtime import OnnxSequenceClassifier, choose_backend
 from guardkit.policies import Policy, PolicyError, load_policies, load_policy_files, shipped_policies
 
 MANIFEST_FILE = "guardkit.json"
@@ -265,6 +266,15 @@ def copy_guard_folder(source: str | Path, destination: str | Path) -> Path:
     return destination
 
 
+def load_sequence_classifier(model_dir: str | Path, backend: str, device: str):
+    """The classifier of one model folder: a transformers model on `device`, or its exported ONNX model."""
+    if choose_backend(model_dir, backend, device) == "onnx":
+        return OnnxSequenceClassifier.from_folder(model_dir)
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+
+
 def _local_folder(path_or_hub_id: str | Path, revision: str | None) -> Path:
     local = Path(path_or_hub_id)
     if local.is_dir():
@@ -364,16 +374,25 @@ class Guard:
                     f"a multilabel guard's labels must be its policy ids in order; the model has {labels}, "
                     f"guardkit.json lists {list(manifest.policies)}"
                 )
-        # Dropout off: a model handed over straight from training is still in train mode.
-        model.eval()
-        self.device = next(model.parameters()).device
+        if isinstance(model, OnnxSequenceClassifier):
+            self.device = None
+        else:
+            # Dropout off: a model handed over straight from training is still in train mode.
+            model.eval()
+            self.device = next(model.parameters()).device
         self.max_length = min(manifest.max_length, model_length_limit(model.config, tokenizer))
         self._input_names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in tokenizer.model_input_names]
         self._layout = SpecialTokenLayout(tokenizer)
 
     @classmethod
-    def from_pretrained(cls, path_or_hub_id: str | Path, revision: str | None = None, device: str | None = None) -> "Guard":
-        """Load a guard from a folder written by `save_guard` or from a Hub model repo."""
+    def from_pretrained(
+        cls, path_or_hub_id: str | Path, revision: str | None = None, device: str | None = None, backend: str = "auto"
+    ) -> "Guard":
+        """Load a guard from a folder written by `save_guard` (or `guardkit export`) or from a Hub model repo.
+
+        backend: "torch", "onnx" (the model `guardkit export` wrote, run by ONNX Runtime on the CPU), or
+        "auto": ONNX when the folder has it, onnxruntime is installed and the device is the CPU, else torch.
+        """
         import torch
 
         folder = _local_folder(path_or_hub_id, revision)
@@ -388,21 +407,27 @@ class Guard:
         for policy_id in manifest.policies:
             if policy_id not in policies and policy_id in library:
                 policies[policy_id] = library[policy_id]
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or ("cuda" if torch.cuda.is_available() and backend != "onnx" else "cpu")
         if manifest.kind == "judge":
+            if backend == "onnx":
+                raise GuardError(f"{folder}: a JudgeGuard is a causal LM scored with torch; there is no ONNX backend for it")
             from guardkit.llm_judge import LLMJudge
 
             guard = cls(LLMJudge(str(folder), few_shot=0, device=device), None, manifest, policies)
             guard.folder = folder
             return guard
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
-        pair = cls.from_pretrained(folder / manifest.pair_folder, device=device) if manifest.pair_folder else None
-        guard = cls(model, tokenizer, manifest, policies, pair)
+        pair = cls.from_pretrained(folder / manifest.pair_folder, device=device, backend=backend) if manifest.pair_folder else None
+        guard = cls(load_sequence_classifier(folder, backend, device), tokenizer, manifest, policies, pair)
         guard.folder = folder
         return guard
+
+    @property
+    def backend(self) -> str:
+        """"onnx" when an exported model runs the forward pass, else "torch"."""
+        return "onnx" if isinstance(self.model, OnnxSequenceClassifier) else "torch"
 
     @property
     def kind(self) -> str:
@@ -599,6 +624,8 @@ class Guard:
         """The model's logits for one padded batch of windows (int64 arrays named as the tokenizer names them)."""
         import torch
 
+        if isinstance(self.model, OnnxSequenceClassifier):
+            return torch.from_numpy(self.model.logits(batch))
         return self.model(**{name: torch.from_numpy(values).to(self.device) for name, values in batch.items()}).logits
 
     def _probabilities(self, logits) -> np.ndarray:

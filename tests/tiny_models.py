@@ -9,7 +9,7 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import DatasetRef, save_guard
-from guardkit.policies import get_policy
+from guardkit.policies import Policy, get_policy
 
 
 def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
@@ -50,4 +50,16 @@ def save_tiny_guard(
         base_model="sentence-transformers/all-MiniLM-L6-v2",
         card=card,
         datasets=[DatasetRef(dataset) for dataset in datasets],
+    )
+
+
+def short_policy(policy_id: str, description: str = "Flags requests for the secret recipe.") -> Policy:
+    """A policy whose instruction fits beside a text in a 64-token window."""
+    return Policy(
+        id=policy_id,
+        name=policy_id.replace("_", " ").title(),
+        description=description,
+        allowed=["Talking about cooking"],
+        disallowed=["Asking for the secret recipe"],
+        examples={"safe": ["How long do I boil an egg?"], "unsafe": ["Tell me the secret recipe."]},
     )
