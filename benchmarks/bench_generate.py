@@ -1,44 +1,50 @@
-"""Accepted examples per minute of `guardkit generate` on the shipped SmolLM2.
+"""Generated rows accepted per minute of `guardkit generate` on the shipped SmolLM2: the old path against the fast one.
 
-Three runs on the same policies and settings, each in a fresh folder:
-  transformers  the local backend (batched sampling, KV-cached logit judge)
-  openai c=1    the openai backend against a real `transformers serve --continuous-batching` process, 1 in flight
-  openai c=8    the same server, 8 requests in flight
-The judge is the local logit judge in every run, so the runs differ only in how the texts are generated.
+Both runs plan the same requests (same policies, seed and first round) in fresh folders, with no real corpora,
+so only the generator's texts are counted:
+  old   the settings of the previous data engine: 8 requests per batch, 160 new tokens, any policy example as
+        a few-shot example, and an LLM judge (SmolLM2, verdict-token logits) re-reading every text
+  fast  the defaults: 32 requests per batch, 96 new tokens, few-shot examples of at most 40 words (shorter
+        prompts), and the embedding labeller instead of the LLM judge
+The accepted rows are the generated texts the labeller keeps under the policy they were written for; per
+minute of the generation step (generating and labelling).
 
-    python benchmarks/bench_generate.py --policies prompt_injection --num-per-label 8 [--json results.json]
+    python benchmarks/bench_generate.py --policies prompt_injection self_harm --num-per-label 10 [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from guardkit.generate.config import GenerateConfig
+from guardkit.generate.pipeline import generate
 
-from guardkit.assets import resolve_model  # noqa: E402
-from guardkit.generate.config import GenerateConfig  # noqa: E402
-from guardkit.generate.pipeline import generate  # noqa: E402
+RUNS = {
+    "old": dict(batch_size=8, max_new_tokens=160, max_example_words=0, labeller_llm=True, judge="smollm2-135m", judge_backend="transformers"),
+    "fast": {},
+}
 
 
 def _run(label: str, folder: Path, **options) -> dict:
     started = time.monotonic()
-    generate(GenerateConfig(output=str(folder), **options))
+    generate(GenerateConfig(output=str(folder), corpora=["none"], jailbreak_recombinations=0, injection_recombinations=0, max_rounds=1, **options))
     elapsed = time.monotonic() - started
     stats = json.loads((folder / "stats.json").read_text())
-    accepted = sum(sum(split.values()) for policy in stats["counts"]["default"].values() for split in policy.values())
+    candidates = sum(1 for line in (folder / "candidates.jsonl").read_text().splitlines() if '"type": "candidate"' in line)
+    minutes = stats["generation_minutes"]
     result = {
         "run": label,
         "seconds": round(elapsed, 1),
-        "candidates": stats["candidates"],
-        "accepted_rows": accepted,
-        "accepted_per_minute": round(stats["accepted_per_minute"], 2),
-        "candidates_per_minute": round(stats["candidates"] / (elapsed / 60), 2),
-        "requests": stats["requests"],
+        "requests": stats["requests"]["done"] + stats["requests"]["failed"],
+        "candidates": candidates,
+        "accepted_generated": stats["generated_accepted"],
+        "generation_minutes": minutes,
+        "accepted_per_minute": round(stats["generated_accepted"] / minutes, 2) if minutes else None,
+        "candidates_per_minute": round(candidates / minutes, 2) if minutes else None,
     }
     print(json.dumps(result), flush=True)
     return result
@@ -46,38 +52,25 @@ def _run(label: str, folder: Path, **options) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--policies", nargs="+", default=["prompt_injection"])
-    parser.add_argument("--num-per-label", type=int, default=8)
-    parser.add_argument("--runs", nargs="+", default=["transformers", "openai-1", "openai-8"], choices=["transformers", "openai-1", "openai-8"])
+    parser.add_argument("--policies", nargs="+", default=["prompt_injection", "self_harm"])
+    parser.add_argument("--num-per-label", type=int, default=10)
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    common = dict(policies=args.policies, num_per_label=args.num_per_label, judge="smollm2-135m", judge_backend="transformers")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as scratch:
-        scratch = Path(scratch)
-        if "transformers" in args.runs:
-            results.append(_run("transformers", scratch / "transformers", **common))
-        openai_runs = [run for run in args.runs if run.startswith("openai")]
-        if openai_runs:
-            from test_generate_backends import Server
-
-            model = resolve_model("smollm2-135m")
-            server = Server(Path(model), scratch / "serve.log")
-            server.start()
-            try:
-                for run in openai_runs:
-                    concurrency = int(run.split("-")[1])
-                    results.append(
-                        _run(
-                            f"openai c={concurrency}", scratch / run, backend="openai", generator=model, base_url=server.base_url,
-                            prompt_style="list", concurrency=concurrency, **common,
-                        )
-                    )
-            finally:
-                server.kill()
-    print("\n| run | seconds | candidates | accepted rows | accepted/min | candidates/min |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+        for run in args.runs:
+            results.append(_run(run, Path(scratch) / run, policies=args.policies, num_per_label=args.num_per_label, **RUNS[run]))
+    print("\n| run | requests | candidates | accepted | generation minutes | accepted/min | candidates/min |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for result in results:
-        print(f"| {result['run']} | {result['seconds']} | {result['candidates']} | {result['accepted_rows']} | {result['accepted_per_minute']} | {result['candidates_per_minute']} |")
+        print(
+            f"| {result['run']} | {result['requests']} | {result['candidates']} | {result['accepted_generated']} | "
+            f"{result['generation_minutes']} | {result['accepted_per_minute']} | {result['candidates_per_minute']} |"
+        )
+    by_run = {result["run"]: result for result in results}
+    if {"old", "fast"} <= set(by_run) and by_run["old"]["accepted_per_minute"]:
+        print(f"\nfast / old accepted rows per minute: {by_run['fast']['accepted_per_minute'] / by_run['old']['accepted_per_minute']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

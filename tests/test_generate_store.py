@@ -2,7 +2,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from guardkit.generate.requests import plan_requests
+from guardkit.generate.requests import example_pool, plan_requests
 from guardkit.generate.splits import assign_splits, split_sizes
 from guardkit.generate.store import CandidateStore
 from guardkit.policies import load_policies
@@ -27,12 +27,13 @@ def test_plans_are_deterministic_and_cover_every_behaviour():
     assert [request.axes for request in other_seed] != [request.axes for request in first[:4]]
 
 
-def test_ranked_pools_put_the_closest_examples_first():
+def test_long_examples_stay_out_of_the_prompt_when_short_ones_exist():
     (policy,) = load_policies([str(FIXTURE)])
-    behaviour = policy.disallowed[0]
-    ranked = {("unsafe", behaviour): ["closest"] * 6 + ["far"] * 10}
-    plan = plan_requests(policy, 0, {"unsafe": 2}, seed=0, texts_per_request=5, hard_negative_fraction=0, ranked_pools=ranked)
-    assert plan[0].behaviour == behaviour and set(plan[0].examples) == {"closest"}
+    plan = plan_requests(policy, 0, {"unsafe": 4, "safe": 4}, seed=0, texts_per_request=5, hard_negative_fraction=0.5, max_example_words=12)
+    for request in plan:
+        pool = example_pool(policy, request.kind, 12)
+        assert set(request.examples) <= set(pool)
+        assert all(len(text.split()) <= 12 for text in request.examples) or len(pool) == len(example_pool(policy, request.kind))
 
 
 def test_splits_are_stratified_and_follow_the_origin():

@@ -16,6 +16,7 @@ PLAN_FIELDS = (
     "prompt_style",
     "texts_per_request",
     "hard_negative_fraction",
+    "max_example_words",
     "oversample",
     "seed",
 )
@@ -112,7 +113,11 @@ class GenerateConfig:
     hard_negative_fraction: float = field(
         default=0.3, metadata={"help": "share of safe requests that ask for hard negatives (same topic, allowed)"}
     )
-    max_new_tokens: int = field(default=120, metadata={"help": "tokens generated per request"})
+    max_new_tokens: int = field(default=96, metadata={"help": "tokens generated per request"})
+    max_example_words: int = field(
+        default=40,
+        metadata={"help": "few-shot examples in generation prompts: only policy examples of at most this many words (0: any)"},
+    )
     temperature: float = field(default=0.9, metadata={"help": "sampling temperature of the generator"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling top-p of the generator"})
     batch_size: int = field(default=32, metadata={"help": "transformers backend: requests generated together; also the judge batch size"})

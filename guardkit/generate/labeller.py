@@ -96,25 +96,25 @@ class PolicyModel:
     others_unsafe: the other policies' unsafe examples (what is out of this policy's scope), or None.
     """
 
-    def __init__(self, policy: Policy, encoder: SentenceEncoder, lr_c: float, others_unsafe: Sequence[str] = ()):
+    def __init__(self, policy: Policy, encode, lr_c: float, others_unsafe: Sequence[str] = ()):
         from sklearn.linear_model import LogisticRegression
 
         self.policy = policy
         safe_texts = [*policy.examples.safe, *policy.hard_negatives]
-        self.safe = encoder.encode(safe_texts)
-        self.unsafe = encoder.encode(policy.examples.unsafe)
+        self.safe = encode(safe_texts)
+        self.unsafe = encode(policy.examples.unsafe)
         features = np.vstack([self.safe, self.unsafe])
         labels = np.r_[np.zeros(len(self.safe)), np.ones(len(self.unsafe))]
         self.classifier = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(features, labels)
         self.scope = None
         if others_unsafe and not SCOPE_TAGS & set(policy.tags):
-            others = encoder.encode(list(others_unsafe))
+            others = encode(list(others_unsafe))
             weights = np.r_[np.ones(len(features)), np.full(len(others), OTHER_POLICIES_WEIGHT)]
             self.scope = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(
                 np.vstack([features, others]), np.r_[labels, np.zeros(len(others))], sample_weight=weights
             )
-        self.rules = encoder.encode([f"{policy.name}: {rule}" for rule in policy.disallowed])
-        self.allowed = encoder.encode([f"{policy.name}: {item}" for item in policy.allowed])
+        self.rules = encode([f"{policy.name}: {rule}" for rule in policy.disallowed])
+        self.allowed = encode([f"{policy.name}: {item}" for item in policy.allowed])
 
     def embedding_logits(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
         return {
@@ -155,7 +155,15 @@ class Labeller:
         self.llm = llm
         self.library = list(library)
         self._models: dict[str, PolicyModel] = {}
+        self._vectors: dict[str, np.ndarray] = {}
         self.llm_calls = 0
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of policy texts, each computed once (every policy's examples serve all the others' gates)."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._vectors]
+        if missing:
+            self._vectors.update(zip(missing, self.encoder.encode(missing)))
+        return np.stack([self._vectors[text] for text in texts])
 
     def model(self, policy: Policy) -> PolicyModel:
         key = policy.id
@@ -167,7 +175,7 @@ class Labeller:
                 if other.id != policy.id and (technique or not TECHNIQUE_TAGS & set(other.tags))
                 for text in other.examples.unsafe
             ]
-            self._models[key] = PolicyModel(policy, self.encoder, self.settings.lr_c, others)
+            self._models[key] = PolicyModel(policy, self._encode, self.settings.lr_c, others)
         return self._models[key]
 
     def component_logits(

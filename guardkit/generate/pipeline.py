@@ -454,6 +454,7 @@ class Generation:
                         config.seed,
                         config.texts_per_request,
                         config.hard_negative_fraction,
+                        max_example_words=config.max_example_words,
                     )
                     for (policy_id, label), count in wanted.items()
                     if count > 0

@@ -55,13 +55,17 @@ class GenerationRequest:
         return KIND_LABELS[self.kind]
 
 
-def example_pool(policy: Policy, kind: str, seeds: Sequence[str] = ()) -> list[str]:
-    """Few-shot texts for a kind: the policy's own examples, plus retrieved seed-corpus texts for unsafe."""
+def example_pool(policy: Policy, kind: str, max_words: int = 0) -> list[str]:
+    """Few-shot texts for a kind: the policy's own examples, those of at most `max_words` words when that leaves
+    some (a long example makes every prompt of the batch long, and generation slow)."""
     if kind == "unsafe":
-        return list(policy.examples.unsafe) + list(seeds)
-    if kind == "hard_negative":
-        return list(policy.hard_negatives) or list(policy.examples.safe)
-    return list(policy.examples.safe)
+        pool = list(policy.examples.unsafe)
+    elif kind == "hard_negative":
+        pool = list(policy.hard_negatives) or list(policy.examples.safe)
+    else:
+        pool = list(policy.examples.safe)
+    short = [text for text in pool if len(text.split()) <= max_words] if max_words > 0 else pool
+    return short if len(short) >= 2 else pool
 
 
 def _examples_for(pool: Sequence[str], rng: random.Random, format_axis: str, count: int) -> tuple[str, ...]:
@@ -82,15 +86,14 @@ def plan_requests(
     seed: int,
     texts_per_request: int,
     hard_negative_fraction: float,
-    ranked_pools: dict[tuple[str, str], Sequence[str]] | None = None,
     shots: int = 3,
+    max_example_words: int = 0,
 ) -> list[GenerationRequest]:
     """Requests for one policy and round; `requests_per_label` maps "safe"/"unsafe" to how many to plan.
 
     Behaviours are taken round-robin (every disallowed behaviour gets unsafe requests, every allowed one safe
-    requests) and the diversity axes are sampled per request. `ranked_pools[(kind, behaviour)]` lists few-shot
-    candidates most similar to the behaviour first; the examples are drawn from its head, so a weak model
-    continues on the behaviour's topic. Without it, examples are drawn from the kind's whole pool.
+    requests) and the diversity axes are sampled per request; few-shot examples come from the kind's pool of
+    the policy's own examples (see `example_pool` for max_example_words).
     """
     plan: list[GenerationRequest] = []
     for label, count in requests_per_label.items():
@@ -110,10 +113,7 @@ def plan_requests(
             # Offset by round so that top-up rounds do not start over at the first behaviour.
             behaviour = behaviours[(index + round_index * 7) % len(behaviours)]
             axes = {name: rng.choice(values) for name, values in DIVERSITY_AXES.items()}
-            if ranked_pools and (kind, behaviour) in ranked_pools:
-                pool = list(ranked_pools[(kind, behaviour)])[: max(2 * shots, 6)]
-            else:
-                pool = example_pool(policy, kind)
+            pool = example_pool(policy, kind, max_example_words)
             plan.append(
                 GenerationRequest(
                     id=request_id,
