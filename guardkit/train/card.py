@@ -13,8 +13,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from guardkit.errors import GuardkitError
 from guardkit.guard import DEFAULT_INPUT_FORMAT, DatasetRef
 from guardkit.policies import Policy
+from guardkit.resources import shipped_path
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "guard_card.md"
+TEMPLATE = shipped_path("model_cards/guard_card.md")
 KIND_TEXT = {
     "task": ("TaskGuard", "a small encoder classifier for one guardrail policy; it reads the text alone."),
     "multitask": (
