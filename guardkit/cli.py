@@ -41,6 +41,11 @@ STAGES: dict[str, Stage] = {
         "fine-tune a JudgeGuard, a small causal LM judge, with trl (the fair LLM baseline)",
     ),
     "check": Stage("guardkit.guard:CheckConfig", "guardkit.guard:run_check", "score texts with a trained guard"),
+    "score": Stage(
+        "guardkit.score:ScoreConfig",
+        "guardkit.score:score",
+        "score every row of a JSONL, CSV or Parquet file or a Hub dataset (resumable)",
+    ),
     "merge": Stage(
         "guardkit.merge.config:MergeConfig",
         "guardkit.merge.search:run_merge",
