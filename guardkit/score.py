@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from guardkit.errors import GuardkitError
-from guardkit.guard import Guard, Verdict, policies_option, text_problem
+from guardkit.guard import Guard, policies_option, text_problem
 from guardkit.policies import Policy
 
 OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")

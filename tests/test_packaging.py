@@ -49,11 +49,12 @@ def dist(tmp_path_factory) -> dict[str, Path]:
     return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
 
 
-def make_venv(folder: Path, wheel: Path) -> Path:
-    """A fresh virtual environment with guardkit installed from `wheel` alone; returns its python."""
+def make_venv(folder: Path, requirement: str) -> Path:
+    """A fresh virtual environment with guardkit installed from `requirement` alone (a wheel file or a
+    requirements line), offline; returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = folder / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--no-index", str(wheel)], cwd=folder)
+    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--no-index", requirement], cwd=folder)
     site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=folder).strip())
     # A plain path line: the test environment's packages become importable, its .pth files (the editable
     # install of this checkout among them) are not run.
@@ -64,7 +65,7 @@ def make_venv(folder: Path, wheel: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def venv(dist, tmp_path_factory) -> Path:
-    return make_venv(tmp_path_factory.mktemp("venv") / "env", dist["wheel"])
+    return make_venv(tmp_path_factory.mktemp("venv") / "env", str(dist["wheel"]))
 
 
 def test_build_and_twine_check_pass_and_the_version_comes_from_the_package(dist):

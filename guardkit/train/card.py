@@ -86,6 +86,11 @@ def _eval_results(results: Sequence[CardResult], dataset: DatasetRef | None, con
     return entries
 
 
+def placeholder_repo_id(model_name: str) -> str:
+    """The repo the usage examples name when the guard's repo is not known yet (`guardkit publish` fills it in)."""
+    return f"your-name/{model_name}"
+
+
 def render_guard_card(
     *,
     kind: str,
@@ -134,7 +139,7 @@ def render_guard_card(
     )
     example_policy = policies[0]
     example_text = example_policy.examples.safe[0]
-    repo_id = repo_id or f"your-name/{model_name}"
+    repo_id = repo_id or placeholder_repo_id(model_name)
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
