@@ -641,6 +641,10 @@ def policies_option(guard: Guard, option: str | None) -> list[str | Policy] | No
             policies.append(part)
         elif part:
             policies.extend(load_policies([part]))
+    ids = [policy.id if isinstance(policy, Policy) else policy for policy in policies]
+    repeated = sorted({policy_id for policy_id in ids if ids.count(policy_id) > 1})
+    if repeated:
+        raise PolicyError(f"policy id given more than once: {', '.join(repeated)}")
     return policies
 
 

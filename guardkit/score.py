@@ -306,13 +306,10 @@ def _policy_record(policies: list[str | Policy] | None, guard: Guard) -> dict[st
 
     A custom policy is recorded by its text: a rerun with an edited YAML file must not resume old rows.
     """
-    record: dict[str, str | None] = {}
-    for policy in policies if policies is not None else guard.policy_ids:
-        policy_id = policy.id if isinstance(policy, Policy) else policy
-        if policy_id in record:
-            raise ScoreError(f"--policy names '{policy_id}' more than once")
-        record[policy_id] = policy.instruction() if isinstance(policy, Policy) else None
-    return record
+    return {
+        policy.id if isinstance(policy, Policy) else policy: policy.instruction() if isinstance(policy, Policy) else None
+        for policy in (policies if policies is not None else guard.policy_ids)
+    }
 
 
 def score(config: ScoreConfig) -> int:

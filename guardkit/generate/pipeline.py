@@ -471,6 +471,8 @@ class Generation:
 
     def _write(self, balanced: dict[str, list[dict]], cross_rows: list[dict]) -> None:
         config, output = self.config, self.output
+        # The card marks a finished folder (make's target): a stale one must not vouch for half-written splits.
+        (output / "README.md").unlink(missing_ok=True)
         templates = {**BUILTIN_JAILBREAK_TEMPLATES, **self.seed_material.templates}
         default_rows, augmentation = [], Counter()
         for policy_id, rows in balanced.items():
