@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_merge.py --output $(BENCH_OUT)/merge.json
 	$(BIN)/python benchmarks/bench_generate.py --json $(BENCH_OUT)/generate.json
 	$(BIN)/python benchmarks/bench_evaluate.py --output $(BENCH_OUT)/evaluate
+	$(BIN)/python benchmarks/bench_score.py --output $(BENCH_OUT)/score.json
 
 clean-venv:
 	rm -rf $(VENV)

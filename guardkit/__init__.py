@@ -8,7 +8,10 @@ The public API is imported on first use, so `import guardkit` (and `guardkit --v
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+
+# Not typing.TYPE_CHECKING: importing typing would double the cost of `import guardkit`; type checkers
+# read a module-level TYPE_CHECKING = False the same way.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 

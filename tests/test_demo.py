@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_models import PAIR_POLICIES
 
 from guardkit.demo import (
     EMPTY_TEXT_MESSAGE,
@@ -23,47 +24,11 @@ from guardkit.demo import (
     model_sources,
     policy_id_from_name,
 )
-from guardkit.guard import Guard, save_guard
+from guardkit.guard import Guard
 from guardkit.policies import Policy, get_policy
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "spaces" / "guardkit"
-PAIR_POLICIES = ("jailbreak", "prompt_injection")
-TASK_POLICY = "jailbreak"
-
-
-def _save_tiny_guard(folder: Path, model_dir: Path, kind: str, policy_ids: tuple[str, ...], max_length: int) -> Path:
-    from huggingface_hub import ModelCard
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    return save_guard(
-        folder,
-        AutoModelForSequenceClassification.from_pretrained(model_dir),
-        AutoTokenizer.from_pretrained(model_dir),
-        kind=kind,
-        policies=[get_policy(policy_id) for policy_id in policy_ids],
-        threshold=0.5,
-        max_length=max_length,
-        base_model="sentence-transformers/all-MiniLM-L6-v2",
-        card=ModelCard("---\nlicense: apache-2.0\n---\n# tiny test guard\n"),
-    )
-
-
-def make_tiny_guards(root: Path, tiny_bert_dir: Path) -> tuple[Path, Path]:
-    """A tiny MultiTaskGuard (instruction pairs, 256-token window) and a tiny TaskGuard for jailbreak.
-
-    The shipped instructions are 120-170 tokens, more than `tiny_bert_dir`'s 128-token limit leaves
-    beside a text, so the pair guard is a 2-layer BERT like it with 512 positions.
-    """
-    from tiny_models import tiny_bert
-
-    wide = root / "wide-bert"
-    model, tokenizer = tiny_bert(tiny_bert_dir, positions=512, seed=1)
-    model.save_pretrained(wide)
-    tokenizer.save_pretrained(wide)
-    pair = _save_tiny_guard(root / "tiny-multitask", wide, "multitask", PAIR_POLICIES, max_length=256)
-    task = _save_tiny_guard(root / "tiny-task", tiny_bert_dir, "task", (TASK_POLICY,), max_length=128)
-    return pair, task
 
 
 def free_port() -> int:
@@ -77,11 +42,6 @@ def serve(config: DemoConfig):
     blocks = build_app(config)
     _, url, _ = blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     return blocks, url
-
-
-@pytest.fixture(scope="module")
-def tiny_guards(tmp_path_factory, tiny_bert_dir) -> tuple[Path, Path]:
-    return make_tiny_guards(tmp_path_factory.mktemp("demo-guards"), tiny_bert_dir)
 
 
 @pytest.fixture(scope="module")

@@ -837,14 +837,14 @@ def _serve(folder: Path):
 
 
 def test_the_published_space_installs_guardkit_from_its_own_repo_and_starts_with_a_local_guard(
-    online, fake_hub, tmp_path, monkeypatch, tiny_bert_dir
+    online, fake_hub, tmp_path, monkeypatch, tiny_guards
 ):
     """The real build: `guardkit publish` builds the wheel from this checkout."""
     import subprocess
     import time
 
     from gradio_client import Client
-    from test_demo import free_port, make_tiny_guards
+    from test_demo import free_port
     from test_packaging import make_venv
 
     from guardkit.resources import shipped_path
@@ -865,7 +865,7 @@ def test_the_published_space_installs_guardkit_from_its_own_repo_and_starts_with
         server.shutdown()
     assert SpaceCard.load(uploaded / "README.md").data.models == ["org/guard"]
 
-    pair, _ = make_tiny_guards(tmp_path / "guards", tiny_bert_dir)
+    pair, _ = tiny_guards
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(GUARDKIT_MODEL=str(pair), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")

@@ -19,30 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
 from test_merge import toy_dataset, toy_sources  # noqa: F401  (fixtures: a toy dataset and two guards to merge)
 
 from guardkit import cli
 from guardkit.guard import MAX_TEXT_CHARS, Guard, GuardError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 FIXTURE_POLICY = Path(__file__).parent / "fixtures" / "policies" / "pet_safety.yaml"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def guards(tmp_path_factory, tiny_bert_dir):
-    """(pair guard, TaskGuard) as tests/test_demo.py makes them."""
-    from test_demo import make_tiny_guards
-
-    return make_tiny_guards(tmp_path_factory.mktemp("reliability-guards"), tiny_bert_dir)
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -84,15 +68,15 @@ def interrupt(argv: list[str], ready: Callable[[], bool], timeout: float = 600) 
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])
-def test_empty_and_whitespace_texts(guards, capsys, text):
-    _, task = guards
+def test_empty_and_whitespace_texts(tiny_guards, capsys, text):
+    _, task = tiny_guards
     err = fails_clearly(capsys, "check", "--model", str(task), text)
     assert "text 0 is empty or only whitespace; a guard scores non-empty strings" in err
 
 
 @pytest.mark.parametrize("size", [1_000_000, 10_000_000])
-def test_megabyte_texts_are_refused_at_the_cap_not_scored_for_minutes(guards, capsys, size):
-    pair, task = guards
+def test_megabyte_texts_are_refused_at_the_cap_not_scored_for_minutes(tiny_guards, capsys, size):
+    pair, task = tiny_guards
     text = "A calm report on the weather. " * (size // 30)
     # Through the Python API (a shell cannot pass an argument this long: Linux caps one at 128 KB).
     err = fails_clearly(capsys, "check", "--model", str(task), "a short text", text)
@@ -127,8 +111,8 @@ def _truncate(path: Path) -> None:
     ],
     ids=["truncated-weights", "empty-weights", "no-tokenizer", "no-vocabulary"],
 )
-def test_damaged_guard_folders_say_how_to_repair_them(guards, tmp_path, capsys, damage, message):
-    _, task = guards
+def test_damaged_guard_folders_say_how_to_repair_them(tiny_guards, tmp_path, capsys, damage, message):
+    _, task = tiny_guards
     folder = _damaged_copy(task, tmp_path / "guard", damage)
     err = fails_clearly(capsys, "check", "--model", str(folder), "hello")
     assert message in err and ("copy the folder again" in err)
@@ -148,8 +132,8 @@ def test_damaged_guard_folders_say_how_to_repair_them(guards, tmp_path, capsys, 
         ({"policies": ["jailbreak"]}, "guardkit.json is missing or has a bad field"),
     ],
 )
-def test_a_guardkit_json_with_a_wrong_version_or_kind(guards, tmp_path, capsys, change, message):
-    _, task = guards
+def test_a_guardkit_json_with_a_wrong_version_or_kind(tiny_guards, tmp_path, capsys, change, message):
+    _, task = tiny_guards
     folder = _damaged_copy(task, tmp_path / "guard", lambda folder: None)
     manifest = json.loads((folder / "guardkit.json").read_text())
     (folder / "guardkit.json").write_text(json.dumps({**manifest, **change}))
@@ -181,8 +165,8 @@ def _policy_text(**changes) -> str:
         ({"allowed": []}, "field 'allowed': List should have at least 1 item"),
     ],
 )
-def test_a_policy_yaml_with_a_wrong_type(guards, tmp_path, capsys, changes, message):
-    pair, _ = guards
+def test_a_policy_yaml_with_a_wrong_type(tiny_guards, tmp_path, capsys, changes, message):
+    pair, _ = tiny_guards
     path = tmp_path / "house_rules.yaml"
     path.write_text(_policy_text(**changes))
     assert message in fails_clearly(capsys, "policies", "validate", str(path))
@@ -193,8 +177,8 @@ def test_a_policy_yaml_with_a_wrong_type(guards, tmp_path, capsys, changes, mess
     assert "not UTF-8 text" in fails_clearly(capsys, "policies", "validate", str(tmp_path / "binary.yaml"))
 
 
-def test_a_duplicated_policy_id(guards, tmp_path, capsys):
-    pair, _ = guards
+def test_a_duplicated_policy_id(tiny_guards, tmp_path, capsys):
+    pair, _ = tiny_guards
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
     first.write_text(_policy_text())
     second.write_text(_policy_text(name="Other house rules"))
@@ -206,8 +190,8 @@ def test_a_duplicated_policy_id(guards, tmp_path, capsys):
     assert "key 'id' appears more than once" in fails_clearly(capsys, "policies", "validate", str(tmp_path / "twice.yaml"))
 
 
-def test_ten_thousand_item_lists(guards, tmp_path, capsys):
-    pair, task = guards
+def test_ten_thousand_item_lists(tiny_guards, tmp_path, capsys):
+    pair, task = tiny_guards
     path = tmp_path / "huge.yaml"
     behaviours = [f"Asking for forbidden thing number {index}" for index in range(10_000)]
     path.write_text(_policy_text(disallowed=behaviours, allowed=behaviours, hard_negatives=behaviours))
@@ -221,8 +205,8 @@ def test_ten_thousand_item_lists(guards, tmp_path, capsys):
     assert status == 0 and len(lines) == 10_000 and json.loads(lines[-1])["text"] == texts[-1]
 
 
-def test_a_config_file_with_an_unknown_key(guards, tmp_path, capsys):
-    _, task = guards
+def test_a_config_file_with_an_unknown_key(tiny_guards, tmp_path, capsys):
+    _, task = tiny_guards
     config = tmp_path / "check.yaml"
     config.write_text(f"model: {task}\nbatchsize: 8\n")
     err = fails_clearly(capsys, "check", "--config", str(config), "hello")
@@ -293,10 +277,10 @@ def test_ctrl_c_during_merge_then_a_rerun_finishes_the_search(tmp_path, toy_sour
     assert Guard.from_pretrained(output).kind == "uniguard"
 
 
-def test_ctrl_c_during_score_then_a_rerun_writes_each_row_once(guards, tmp_path, capsys):
+def test_ctrl_c_during_score_then_a_rerun_writes_each_row_once(tiny_guards, tmp_path, capsys):
     from guardkit.score import JOURNAL_SUFFIX, ScoreConfig, score
 
-    _, task = guards
+    _, task = tiny_guards
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps({"n": index, "text": f"message number {index} about the weather"}) + "\n" for index in range(12_000)))
     output = tmp_path / "scored.csv"
@@ -381,10 +365,10 @@ def test_generate_on_a_full_tmpfs_stops_with_a_message_and_resumes_once_there_is
 
 
 @pytest.fixture(scope="module")
-def service(guards, tmp_path_factory):
+def service(tiny_guards, tmp_path_factory):
     from guardkit.demo import DemoService, LoadedGuard
 
-    pair, task = guards
+    pair, task = tiny_guards
     return DemoService(
         [LoadedGuard("pair", str(pair), Guard.from_pretrained(pair)), LoadedGuard("task", str(task), Guard.from_pretrained(task))],
         reproduce_dir=tmp_path_factory.mktemp("no-reproduce"),
