@@ -8,6 +8,7 @@ downloaded and the checkout's editable install is not seen).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -23,8 +24,18 @@ import pytest
 import guardkit
 
 REPO = Path(__file__).resolve().parents[1]
-# The repository-root folders the package reads at run time (setup.py ships them).
-SHIPPED = ("dataset_cards", "model_cards", "benchmarks/policy_bench", "spaces/guardkit")
+# Folders the package reads at run time that this checkout has; setup.py may list more (shipped once they exist).
+PRESENT = ("dataset_cards", "model_cards", "benchmarks/policy_bench", "spaces/guardkit")
+
+
+def shipped_folders() -> tuple[str, ...]:
+    """setup.py's SHIPPED_FOLDERS, read without running setup.py."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    return next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "SHIPPED_FOLDERS"
+    )
 
 
 def _run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> str:
@@ -81,9 +92,10 @@ def test_the_wheel_and_the_sdist_carry_every_file_the_package_reads(dist):
         names = set(wheel.namelist())
     with tarfile.open(dist["sdist"]) as sdist:
         members = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    for folder in SHIPPED:
+    assert set(PRESENT) <= set(shipped_folders()) and all((REPO / folder).is_dir() for folder in PRESENT)
+    for folder in shipped_folders():
         files = [path.relative_to(REPO).as_posix() for path in (REPO / folder).rglob("*") if path.is_file()]
-        assert files, folder
+        assert files or folder not in PRESENT, folder
         for name in files:
             assert f"guardkit/_shipped/{name}" in names, f"{name} is not in the wheel"
             assert name in members, f"{name} is not in the sdist"
