@@ -117,7 +117,7 @@ def _read_file(path: Path):
         _check_utf8(path)
     if builder == "csv":
         # Every cell as the text it is: no numbers guessed, no empty cell turned into NaN.
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a byte-order mark is no part of a name
             header = next(csv.reader(handle), [])
         options = {"features": Features({name: Value("string") for name in header}), "keep_default_na": False, "na_filter": False}
     try:
@@ -150,8 +150,8 @@ def _hub_folder(repo_id: str, revision: str | None) -> Path:
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
     except LocalEntryNotFoundError:
         raise ScoreError(
-            f"{repo_id}: not a local file or folder, and not in the Hub cache while offline; "
-            f"fetch it first with `guardkit pull {repo_id}`"
+            f"{repo_id}: not a local file or folder, and not in the Hub cache (offline, or the Hub did not answer); "
+            f"fetch it once with `guardkit pull {repo_id}` while online"
         ) from None
     except HfHubHTTPError as error:
         raise ScoreError(f"{repo_id}: cannot download the dataset from the Hub ({error})") from None

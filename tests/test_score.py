@@ -210,6 +210,15 @@ def test_inputs_it_cannot_read_are_one_clear_message(tiny_guards, tmp_path, caps
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_a_csv_saved_with_a_byte_order_mark_keeps_its_first_column_name(tiny_guards, tmp_path):
+    _, task = tiny_guards
+    given = tmp_path / "excel.csv"
+    given.write_bytes("text,id\nhello,1\nbonjour à tous,2\n".encode("utf-8-sig"))
+    score(ScoreConfig(model=str(task), input=str(given), output=str(tmp_path / "out.jsonl")))
+    frame = read_output(tmp_path / "out.jsonl")
+    assert list(frame["text"]) == ["hello", "bonjour à tous"] and frame["jailbreak_score"].notna().all()
+
+
 def test_bad_outputs_and_options(tiny_guards, tmp_path):
     _, task = tiny_guards
     given = write_input(tmp_path / "in.jsonl", rows(2))
