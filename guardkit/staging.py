@@ -7,8 +7,8 @@ A Space's copy gets the guards it serves (`models`), their training data (`datas
 requirement that installs guardkit: by default a wheel built from this checkout, uploaded beside app.py
 and installed from the Space repo's own URL (a Space installs its requirements before its files arrive).
 
-Copies are hard links where the file system allows (weights are not duplicated); the files that change
-are written anew, so the source folders are never modified.
+A copy is a folder of symbolic links to the source files (weights are not duplicated); the files that
+change are written anew in its place, so the source folders are never modified.
 """
 
 from __future__ import annotations
@@ -40,15 +40,13 @@ class StagingError(GuardkitError):
     """A folder that cannot be made publish-ready as asked; the message says what to pass instead."""
 
 
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+def _link(source: str, target: str) -> None:
+    """A symbolic link to the source file: the upload reads through it, and no weights are copied."""
+    os.symlink(Path(source).resolve(), target)
 
 
 def _rewrite(path: Path, text: str) -> None:
-    """Replace a (possibly hard-linked) file by a new one, leaving the file it was linked to untouched."""
+    """Replace a linked file by a new one, leaving the file it linked to untouched."""
     path.unlink(missing_ok=True)
     path.write_text(text, encoding="utf-8")
 
@@ -74,7 +72,7 @@ class Stage:
     def copy(self, folder: Path, name: str) -> Path:
         target = self.root / name
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(folder, target, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(folder, target, copy_function=_link, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return target
 
     def close(self) -> None:
@@ -189,7 +187,7 @@ def stage_space(
                 "guardkit@TAG') or publish the Space public"
             )
         wheel = stage.wheel()
-        _link_or_copy(str(wheel), str(staged / wheel.name))
+        _link(str(wheel), str(staged / wheel.name))
         guardkit_requirement = wheel_requirement(repo_id, wheel, revision)
     lines = [line for line in lines if not _names_guardkit(line)]
     _rewrite(path, "\n".join([*lines, guardkit_requirement]) + "\n")
