@@ -39,8 +39,8 @@ MIN_TEXT_TOKENS = 16
 UNSAFE = LABEL2ID["unsafe"]
 # The longest text a guard scores, in characters (about 8,000 tokens of English). Longer texts are
 # refused, not cut: a guard that read only a prefix would pass whatever follows it. The sliding window
-# makes time grow with length (on 2 CPU cores about 0.15 ms per character and policy for a TaskGuard,
-# 0.26 ms for a pair guard): a text this long takes seconds, one of 1 MB would take minutes.
+# makes time grow with length: a text this long took 2.3 s per policy with a MiniLM TaskGuard and 4.5 s
+# with a pair guard on one CPU core (docs/reliability.md); one of 1 MB would take minutes.
 MAX_TEXT_CHARS = 32_000
 
 
