@@ -115,10 +115,17 @@ def _read_file(path: Path):
     options = {}
     if builder != "parquet":
         _check_utf8(path)
+        # The readers fail on a file without rows with messages about splits; say what it is.
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a byte-order mark is no part of a name
+            if builder == "csv":
+                rows = csv.reader(handle)
+                header, first = next(rows, []), next(rows, None)
+            else:
+                header, first = [], next((line for line in handle if line.strip()), None)
+        if first is None:
+            raise ScoreError(f"{path} has no rows to score")
     if builder == "csv":
         # Every cell as the text it is: no numbers guessed, no empty cell turned into NaN.
-        with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a byte-order mark is no part of a name
-            header = next(csv.reader(handle), [])
         options = {"features": Features({name: Value("string") for name in header}), "keep_default_na": False, "na_filter": False}
     try:
         return load_dataset(builder, data_files=str(path), split="train", **options)
@@ -330,6 +337,8 @@ def score(config: ScoreConfig) -> int:
     policy_record = _policy_record(policies, guard)
     policy_ids = list(policy_record)
     dataset, source = open_input(config)
+    if len(dataset) == 0:
+        raise ScoreError(f"{config.input} has no rows to score")
     if config.column not in dataset.column_names:
         raise ScoreError(
             f"{config.input} has no column '{config.column}' (columns: {', '.join(dataset.column_names) or 'none'}); "

@@ -337,14 +337,14 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
 
 
 def test_generate_on_a_full_tmpfs_stops_with_a_message_and_resumes_once_there_is_room(tmp_path, tiny_causal_lm_dir, capsys):
-    """A real full disk: a 16 KB tmpfs (needs root and a kernel that lets the test mount one)."""
+    """A real full disk: a 12 KB tmpfs (needs root and a kernel that lets the test mount one)."""
     disk = tmp_path / "small-disk"
-    if not _mount_tmpfs(disk, "16k"):
+    if not _mount_tmpfs(disk, "12k"):
         pytest.skip("cannot mount a tmpfs here (not root, or no mount permission); the failing-writer test covers the code")
     try:
         argv = [
             "generate", "--policies", str(FIXTURE_POLICY), "--output", str(disk / "data"), "--generator", str(tiny_causal_lm_dir),
-            "--num_per_label", "4", "--texts_per_request", "2", "--max_new_tokens", "48", "--oversample", "30", "--max_rounds", "1",
+            "--num_per_label", "4", "--texts_per_request", "2", "--max_new_tokens", "48", "--oversample", "10", "--max_rounds", "1",
             "--reflection", "off", "--parse_retries", "0", "--batch_size", "4",
         ]  # fmt: skip
         err = fails_clearly(capsys, *argv)

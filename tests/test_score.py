@@ -197,6 +197,8 @@ def test_a_rerun_with_other_options_does_not_mix_its_rows_with_the_journal(tiny_
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), ".parquet", "cannot be read as PARQUET"),
         ('{"text": 5}\n{"text": 7}\n', ".jsonl", "holds Value\\('int64'\\), not text"),
         ("text\nhello\n", ".txt", "cannot tell its format from the suffix"),
+        ("text,id\n", ".csv", "has no rows to score"),
+        ("\n\n", ".jsonl", "has no rows to score"),
     ],
 )
 def test_inputs_it_cannot_read_are_one_clear_message(tiny_guards, tmp_path, capsys, content, suffix, message):
