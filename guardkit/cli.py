@@ -47,6 +47,16 @@ STAGES: dict[str, Stage] = {
         "guardkit.score:score",
         "score every row of a JSONL, CSV or Parquet file or a Hub dataset (resumable)",
     ),
+    "export": Stage(
+        "guardkit.export:ExportConfig",
+        "guardkit.export:export_guard",
+        "export a guard to ONNX (fp32 or dynamic int8), checked against the torch model",
+    ),
+    "serve": Stage(
+        "guardkit.serve:ServeConfig",
+        "guardkit.serve:serve",
+        "serve a guard over HTTP: OpenAI-compatible /v1/moderations, /v1/check, /health, /metrics",
+    ),
     "merge": Stage(
         "guardkit.merge.config:MergeConfig",
         "guardkit.merge.search:run_merge",

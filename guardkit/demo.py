@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardkit.errors import GuardkitError
-from guardkit.guard import MAX_TEXT_CHARS, Guard, read_manifest, text_problem
+from guardkit.guard import MAX_TEXT_CHARS, Guard, guard_folders, read_manifest, text_problem
 from guardkit.policies import Policy, PolicyError, shipped_policies
 
 if TYPE_CHECKING:
@@ -120,8 +120,7 @@ def reproduce_guards(reproduce_dir: str | Path) -> list[tuple[str, str]]:
     if not root.is_dir():
         return []
     found = []
-    for manifest_file in root.rglob("guardkit.json"):
-        folder = manifest_file.parent
+    for folder in guard_folders(root):
         kind = read_manifest(folder).kind
         if kind in KIND_ORDER:
             found.append((folder.relative_to(root).as_posix(), kind, folder))

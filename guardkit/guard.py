@@ -24,6 +24,7 @@ import numpy as np
 from guardkit import __version__
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.errors import GuardkitError
+from guardkit.onnx_runtime import OnnxSequenceClassifier, choose_backend
 from guardkit.policies import Policy, PolicyError, load_policies, load_policy_files, shipped_policies
 
 MANIFEST_FILE = "guardkit.json"
@@ -31,8 +32,12 @@ FORMAT_VERSION = 2
 # Version 1 folders had one threshold for every policy; they read as version 2 with that threshold per policy.
 READABLE_FORMAT_VERSIONS = (1, 2)
 KINDS = ("task", "multitask", "uniguard", "judge")
-INPUT_FORMATS = ("text", "instruction_pair", "judge_prompt")
+INPUT_FORMATS = ("text", "instruction_pair", "rule_pair", "multilabel", "judge_prompt")
 DEFAULT_INPUT_FORMAT = {"task": "text", "multitask": "instruction_pair", "uniguard": "instruction_pair", "judge": "judge_prompt"}
+# How a long text's windows make one score: the most unsafe window, or their mean.
+WINDOW_AGGREGATIONS = ("max", "mean")
+# Where a one-pass (multilabel) guard keeps the pair guard it hands policies it never saw to.
+PAIR_FOLDER = "pair"
 # A pair guard needs room for the text beside its instruction; fewer tokens than this per window
 # would make the sliding window crawl through long texts a few words at a time.
 MIN_TEXT_TOKENS = 16
@@ -101,6 +106,9 @@ class GuardManifest:
     datasets: list[DatasetRef] = field(default_factory=list)
     # id -> the threshold calibrated for that policy on validation; policies missing here use `threshold`.
     thresholds: dict[str, float] = field(default_factory=dict)
+    window_aggregation: str = "max"
+    # A multilabel guard's pair guard for unseen policies: a guard folder inside this one, or None.
+    pair_folder: str | None = None
     format_version: int = FORMAT_VERSION
     guardkit_version: str = __version__
 
@@ -117,6 +125,10 @@ class GuardManifest:
             raise GuardError(f"{source}: a guard needs at least one policy")
         if self.input_format == "text" and len(self.policies) != 1:
             raise GuardError(f"{source}: a plain-text guard guards exactly one policy, got {len(self.policies)}")
+        if self.window_aggregation not in WINDOW_AGGREGATIONS:
+            raise GuardError(f"{source}: unknown window_aggregation '{self.window_aggregation}' (expected one of {', '.join(WINDOW_AGGREGATIONS)})")
+        if self.pair_folder is not None and self.input_format != "multilabel":
+            raise GuardError(f"{source}: only a multilabel guard has a pair_folder (this one reads {self.input_format})")
         for name, value in [("threshold", self.threshold), *((f"thresholds.{key}", value) for key, value in self.thresholds.items())]:
             if not 0.0 <= value <= 1.0:
                 raise GuardError(f"{source}: {name} must lie in [0, 1], got {value}")
@@ -135,6 +147,8 @@ class GuardManifest:
             "policies": dict(self.policies),
             "threshold": float(self.threshold),
             "thresholds": {policy_id: float(value) for policy_id, value in self.thresholds.items()},
+            "window_aggregation": self.window_aggregation,
+            "pair_folder": self.pair_folder,
             "max_length": int(self.max_length),
             "base_model": self.base_model,
             "datasets": [dataclasses.asdict(ref) for ref in self.datasets],
@@ -158,6 +172,8 @@ class GuardManifest:
                 base_model=str(raw["base_model"]),
                 datasets=[DatasetRef(id=ref["id"], revision=ref.get("revision")) for ref in raw.get("datasets", [])],
                 thresholds={str(key): float(value) for key, value in (raw.get("thresholds") or {}).items()},
+                window_aggregation=str(raw.get("window_aggregation", "max")),
+                pair_folder=raw.get("pair_folder"),
                 guardkit_version=str(raw.get("guardkit_version", "")),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -197,6 +213,8 @@ def save_guard(
     recipe: Any = None,
     recipe_file: str = "training.yaml",
     input_format: str | None = None,
+    window_aggregation: str = "max",
+    pair_folder: str | None = None,
 ) -> Path:
     """Write a complete guard folder; the only writer of guard folders.
 
@@ -208,7 +226,9 @@ def save_guard(
     thresholds: per-policy thresholds calibrated on validation (policies left out use `threshold`).
     recipe: the config dataclass (or mapping) that produced it, saved as `recipe_file`
     ("training.yaml" or "merge.yaml"). input_format: defaults by kind (task: text; multitask and
-    uniguard: instruction_pair; judge: judge_prompt).
+    uniguard: instruction_pair; judge: judge_prompt); a multilabel model's labels become the policy ids.
+    window_aggregation: how a long text's windows make one score. pair_folder: for a multilabel guard, the
+    guard folder inside this one (written before this call) that scores policies it never saw.
     """
     import yaml
 
@@ -222,9 +242,17 @@ def save_guard(
         max_length=int(max_length),
         base_model=base_model,
         datasets=list(datasets),
+        window_aggregation=window_aggregation,
+        pair_folder=pair_folder,
     )
     manifest.validate(str(output))
-    if kind != "judge":
+    if pair_folder is not None and not (output / pair_folder / MANIFEST_FILE).is_file():
+        raise GuardError(f"{output / pair_folder} is not a guard folder; save the pair guard there first")
+    if manifest.input_format == "multilabel":
+        model.config.id2label = dict(enumerate(manifest.policies))
+        model.config.label2id = {policy_id: index for index, policy_id in enumerate(manifest.policies)}
+        model.config.problem_type = "multi_label_classification"
+    elif kind != "judge":
         model.config.id2label = dict(ID2LABEL)
         model.config.label2id = dict(LABEL2ID)
     output.mkdir(parents=True, exist_ok=True)
@@ -244,6 +272,37 @@ def save_guard(
     card.save(output / "README.md")
     (output / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
     return output
+
+
+def guard_folders(root: str | Path) -> list[Path]:
+    """Every guard folder below `root`, in path order; a pair guard carried inside another guard is part of it."""
+    root = Path(root)
+    folders = sorted(manifest.parent for manifest in root.rglob(MANIFEST_FILE))
+    inside = set(folders)
+    return [folder for folder in folders if not any(parent in inside for parent in folder.parents)]
+
+
+def copy_guard_folder(source: str | Path, destination: str | Path) -> Path:
+    """Copy a complete guard folder (as a UniGuard carries its pair guard); the manifest is copied last, so a
+    copy cut short is never taken for a guard. Resumable-training leftovers (checkpoints/) are not copied."""
+    import shutil
+
+    source, destination = Path(source), Path(destination)
+    read_manifest(source)
+    if destination.exists():
+        shutil.rmtree(destination)
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(MANIFEST_FILE, "checkpoints"))
+    shutil.copy2(source / MANIFEST_FILE, destination / MANIFEST_FILE)
+    return destination
+
+
+def load_sequence_classifier(model_dir: str | Path, backend: str, device: str):
+    """The classifier of one model folder: a transformers model on `device`, or its exported ONNX model."""
+    if choose_backend(model_dir, backend, device) == "onnx":
+        return OnnxSequenceClassifier.from_folder(model_dir)
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
 
 
 def _local_folder(path_or_hub_id: str | Path, revision: str | None) -> Path:
@@ -283,10 +342,10 @@ def read_manifest(folder: str | Path) -> GuardManifest:
     return GuardManifest.from_dict(raw, str(path))
 
 
-def _load_transformers_folder(folder: Path, manifest: GuardManifest):
-    """(tokenizer, model) of a classifier guard folder; a damaged or incomplete folder is a GuardError."""
+def _load_classifier_folder(folder: Path, manifest: GuardManifest, backend: str, device: str):
+    """(tokenizer, classifier) of a classifier guard folder; a damaged or incomplete folder is a GuardError."""
     from safetensors import SafetensorError
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     damaged = "copy the folder again (an interrupted copy or download leaves it so), `guardkit pull` it again, or retrain it"
     if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
@@ -296,7 +355,7 @@ def _load_transformers_folder(folder: Path, manifest: GuardManifest):
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        model = load_sequence_classifier(folder, backend, device)
     except (OSError, ValueError, SafetensorError) as error:
         raise GuardError(f"{folder}: the model cannot be loaded ({error}); {damaged}".replace("\n", " ")) from None
     # transformers builds an empty tokenizer when the vocabulary files are missing: every word would be unknown.
@@ -323,34 +382,73 @@ def _validate_texts(texts: str | Sequence[str]) -> list[str]:
     return texts
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    """How one policy argument is scored: by this guard (with these first segments) or by its pair guard."""
+
+    policy_id: str
+    instructions: list[str] | None  # first segments paired with the text; None: the text alone
+    policy: Policy | None  # the Policy, when known
+    known: bool  # the guard was trained on exactly this policy (its own threshold applies)
+    delegate: bool = False  # a one-pass guard handing a policy it never saw to its pair guard
+
+
 class Guard:
-    """A trained guard: scores texts for P(unsafe) under its policies and decides with its threshold.
+    """A trained guard: scores texts for P(unsafe) under its policies and decides with their thresholds.
+
+    Input formats (guardkit.json `input_format`):
+      text              one policy, the text alone (TaskGuard)
+      instruction_pair  (policy instruction, text) pairs: any policy, read from its instruction
+      rule_pair         (rule instruction, text) pairs, one per disallowed rule; a text is as unsafe as the
+                        rule it breaks most (any policy, of any length, read a rule at a time)
+      multilabel        one pass scores every policy the guard knows: logit per policy, sigmoid = P(unsafe);
+                        policies it never saw go to its pair guard (`pair_folder`), when it has one
+      judge_prompt      a causal LM judge (JudgeGuard): `model` is a `guardkit.llm_judge.LLMJudge`
 
     Usually made by `Guard.from_pretrained`; trainers and the merge search build one around a model in
     memory (`Guard(model, tokenizer, manifest)`) to score it exactly as it will be scored once saved.
-    For kind "judge", `model` is a `guardkit.llm_judge.LLMJudge` and `tokenizer` is None.
     """
 
-    def __init__(self, model, tokenizer, manifest: GuardManifest, policies: Mapping[str, Policy] | None = None):
+    def __init__(
+        self, model, tokenizer, manifest: GuardManifest, policies: Mapping[str, Policy] | None = None, pair: "Guard | None" = None
+    ):
         manifest.validate("guard")
         self.manifest = manifest
         self.policies = dict(policies or {})
         self.model = model
         self.tokenizer = tokenizer
+        self.pair = pair
+        self.folder: Path | None = None  # where it was loaded from (None for a guard built in memory)
         if manifest.kind == "judge":
             return
         if tokenizer.pad_token_id is None:
             raise GuardError("the guard's tokenizer has no padding token; set one (tokenizer.pad_token) before saving the guard")
-        # Dropout off: a model handed over straight from training is still in train mode.
-        model.eval()
-        self.device = next(model.parameters()).device
+        if manifest.input_format == "multilabel":
+            labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
+            if labels != list(manifest.policies):
+                raise GuardError(
+                    f"a multilabel guard's labels must be its policy ids in order; the model has {labels}, "
+                    f"guardkit.json lists {list(manifest.policies)}"
+                )
+        if isinstance(model, OnnxSequenceClassifier):
+            self.device = None
+        else:
+            # Dropout off: a model handed over straight from training is still in train mode.
+            model.eval()
+            self.device = next(model.parameters()).device
         self.max_length = min(manifest.max_length, model_length_limit(model.config, tokenizer))
         self._input_names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in tokenizer.model_input_names]
         self._layout = SpecialTokenLayout(tokenizer)
 
     @classmethod
-    def from_pretrained(cls, path_or_hub_id: str | Path, revision: str | None = None, device: str | None = None) -> "Guard":
-        """Load a guard from a folder written by `save_guard` or from a Hub model repo."""
+    def from_pretrained(
+        cls, path_or_hub_id: str | Path, revision: str | None = None, device: str | None = None, backend: str = "auto"
+    ) -> "Guard":
+        """Load a guard from a folder written by `save_guard` (or `guardkit export`) or from a Hub model repo.
+
+        backend: "torch", "onnx" (the model `guardkit export` wrote, run by ONNX Runtime on the CPU), or
+        "auto": ONNX when the folder has it, onnxruntime is installed and the device is the CPU, else torch.
+        """
         import torch
 
         folder = _local_folder(path_or_hub_id, revision)
@@ -365,13 +463,25 @@ class Guard:
         for policy_id in manifest.policies:
             if policy_id not in policies and policy_id in library:
                 policies[policy_id] = library[policy_id]
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or ("cuda" if torch.cuda.is_available() and backend != "onnx" else "cpu")
         if manifest.kind == "judge":
+            if backend == "onnx":
+                raise GuardError(f"{folder}: a JudgeGuard is a causal LM scored with torch; there is no ONNX backend for it")
             from guardkit.llm_judge import LLMJudge
 
-            return cls(LLMJudge(str(folder), few_shot=0, device=device), None, manifest, policies)
-        tokenizer, model = _load_transformers_folder(folder, manifest)
-        return cls(model.to(device).eval(), tokenizer, manifest, policies)
+            guard = cls(LLMJudge(str(folder), few_shot=0, device=device), None, manifest, policies)
+            guard.folder = folder
+            return guard
+        tokenizer, model = _load_classifier_folder(folder, manifest, backend, device)
+        pair = cls.from_pretrained(folder / manifest.pair_folder, device=device, backend=backend) if manifest.pair_folder else None
+        guard = cls(model, tokenizer, manifest, policies, pair)
+        guard.folder = folder
+        return guard
+
+    @property
+    def backend(self) -> str:
+        """"onnx" when an exported model runs the forward pass, else "torch"."""
+        return "onnx" if isinstance(self.model, OnnxSequenceClassifier) else "torch"
 
     @property
     def kind(self) -> str:
@@ -382,58 +492,65 @@ class Guard:
         """The threshold of policies without their own (those a pair guard never saw)."""
         return self.manifest.threshold
 
-    def threshold_for(self, policy: str | Policy, instruction: str | None = None) -> float:
-        """The decision threshold under `policy`: its own calibrated one when the guard was trained on it.
-
-        A Policy whose instruction differs from the one stored for its id is a policy the guard never
-        saw, so it gets the default threshold (pass the instruction already resolved to skip the lookup).
-        """
-        policy_id = policy.id if isinstance(policy, Policy) else policy
-        if instruction is None and isinstance(policy, Policy) and self.manifest.input_format == "instruction_pair":
-            instruction = policy.instruction()
-        stored = self.manifest.policies.get(policy_id)
-        if stored is None or (instruction is not None and instruction != stored):
-            return self.manifest.threshold
-        return self.manifest.threshold_for(policy_id)
-
     @property
     def policy_ids(self) -> list[str]:
         return list(self.manifest.policies)
 
-    def _resolve(self, policy: str | Policy | None) -> tuple[str, str | None, Policy | None]:
-        """(policy id, instruction for pair guards or None, the Policy when known) for one policy argument.
+    def is_known(self, policy: str | Policy) -> bool:
+        """Whether the guard was trained on this policy: its id, or a Policy whose instruction is the stored one."""
+        policy_id = policy.id if isinstance(policy, Policy) else policy
+        stored = self.manifest.policies.get(policy_id)
+        if stored is None:
+            return False
+        return not isinstance(policy, Policy) or self.manifest.input_format == "text" or policy.instruction() == stored
 
-        A Policy object is scored from its own instruction; an id from the instruction stored at training
-        time, or from the shipped library for an id the guard never saw.
-        """
+    def threshold_for(self, policy: str | Policy) -> float:
+        """The decision threshold under `policy`: its own calibrated one when the guard was trained on it, the
+        default for any other (from the pair guard, for a one-pass guard that hands unseen policies to it)."""
+        if self.is_known(policy):
+            return self.manifest.threshold_for(policy.id if isinstance(policy, Policy) else policy)
+        if self.pair is not None:
+            return self.pair.threshold_for(policy)
+        return self.manifest.threshold
+
+    def _resolve(self, policy: str | Policy | None) -> _Resolved:
+        """How to score one policy argument: an id the guard knows reads the policy stored with it, a Policy
+        object is read from its own text, an id the guard never saw from the shipped library."""
         if policy is None:
             if len(self.manifest.policies) != 1:
                 raise GuardError(
                     f"this {self.kind} guard covers several policies ({', '.join(self.policy_ids)}); name one with policy=..."
                 )
             policy = self.policy_ids[0]
-        if isinstance(policy, Policy):
-            policy_id, given = policy.id, policy
-        elif isinstance(policy, str):
-            policy_id, given = policy, None
-        else:
+        if not isinstance(policy, (str, Policy)):
             raise GuardError(f"policy must be a policy id or a Policy, got {type(policy).__name__}")
-        known = given or self.policies.get(policy_id)
-        if self.manifest.input_format == "text":
+        policy_id = policy.id if isinstance(policy, Policy) else policy
+        known = self.is_known(policy)
+        input_format = self.manifest.input_format
+        if input_format == "text":
             if policy_id not in self.manifest.policies:
                 raise GuardError(
                     f"this TaskGuard was trained for policy '{self.policy_ids[0]}' only and cannot score '{policy_id}'; "
                     "use a MultiTaskGuard or UniGuard for other policies"
                 )
-            return policy_id, None, known
-        if self.kind == "judge":
-            return policy_id, None, known or self._policy_from_library(policy_id)
-        if given is not None:
-            return policy_id, given.instruction(), given
-        if policy_id in self.manifest.policies:
-            return policy_id, self.manifest.policies[policy_id], known
-        known = self._policy_from_library(policy_id)
-        return policy_id, known.instruction(), known
+            return _Resolved(policy_id, None, self.policies.get(policy_id), True)
+        given = policy if isinstance(policy, Policy) else None
+        if input_format == "multilabel":
+            if known:
+                return _Resolved(policy_id, None, given or self.policies.get(policy_id), True)
+            if self.pair is None:
+                raise GuardError(
+                    f"this one-pass guard scores its own policies only ({', '.join(self.policy_ids)}) and has no pair model "
+                    f"for '{policy_id}'; use a MultiTaskGuard or a UniGuard with a pair/ folder for other policies"
+                )
+            return _Resolved(policy_id, None, given, False, delegate=True)
+        resolved_policy = given or (self.policies.get(policy_id) if known else None) or self._policy_from_library(policy_id)
+        if input_format == "judge_prompt":
+            return _Resolved(policy_id, None, resolved_policy, known)
+        if input_format == "rule_pair":
+            return _Resolved(policy_id, resolved_policy.rule_instructions(), resolved_policy, known)
+        instruction = self.manifest.policies[policy_id] if known else resolved_policy.instruction()
+        return _Resolved(policy_id, [instruction], resolved_policy, known)
 
     def _policy_from_library(self, policy_id: str) -> Policy:
         library = shipped_policies()
@@ -454,11 +571,24 @@ class Guard:
         texts = _validate_texts(texts)
         if batch_size < 1:
             raise GuardError(f"batch_size must be at least 1, got {batch_size}")
-        policy_id, instruction, known = self._resolve(policy)
+        resolved = self._resolve(policy)
+        if resolved.delegate:
+            return self.pair.score(texts, policy, batch_size, progress)
         if self.kind == "judge":
-            return self.model.score(known, texts, progress=progress)
-        windows = self.encode_windows(texts, instruction)
-        return self.score_windows(windows, len(texts), batch_size, progress=progress, label=policy_id)
+            return self.model.score(resolved.policy, texts, progress=progress)
+        if self.manifest.input_format == "multilabel":
+            return self.score_all(texts, batch_size, progress)[resolved.policy_id]
+        windows = self.encode_pairs(texts, resolved.instructions)
+        return self.score_windows(windows, len(texts), batch_size, progress=progress, label=resolved.policy_id)
+
+    def score_all(self, texts: str | Sequence[str], batch_size: int = 32, progress: bool = False) -> dict[str, np.ndarray]:
+        """P(unsafe) under every policy the guard knows, by policy id: one pass for a multilabel guard."""
+        texts = _validate_texts(texts)
+        if self.manifest.input_format != "multilabel":
+            return {policy_id: self.score(texts, policy_id, batch_size, progress) for policy_id in self.policy_ids}
+        windows = self.encode_pairs(texts, None)
+        scores = self.score_windows(windows, len(texts), batch_size, progress=progress, label="all policies")
+        return {policy_id: scores[:, column] for column, policy_id in enumerate(self.policy_ids)}
 
     def check(
         self,
@@ -473,21 +603,25 @@ class Guard:
             policies = self.policy_ids
         elif isinstance(policies, (str, Policy)):
             policies = [policies]
-        scored = [(self._resolve(policy), self.score(texts, policy, batch_size, progress)) for policy in policies]
-        verdicts = []
-        for index in range(len(texts)):
-            for (policy_id, instruction, _), scores in scored:
-                threshold = self.threshold_for(policy_id, instruction)
-                verdicts.append(
-                    Verdict(
-                        text_index=index,
-                        policy=policy_id,
-                        label=ID2LABEL[int(scores[index] >= threshold)],
-                        score=float(scores[index]),
-                        threshold=threshold,
-                    )
-                )
-        return verdicts
+        one_pass = {}
+        if self.manifest.input_format == "multilabel" and any(self.is_known(policy) for policy in policies):
+            one_pass = self.score_all(texts, batch_size, progress)
+        scored = []
+        for policy in policies:
+            resolved = self._resolve(policy)
+            scores = one_pass[resolved.policy_id] if resolved.policy_id in one_pass and resolved.known else self.score(texts, policy, batch_size, progress)
+            scored.append((resolved.policy_id, self.threshold_for(policy), scores))
+        return [
+            Verdict(
+                text_index=index,
+                policy=policy_id,
+                label=ID2LABEL[int(scores[index] >= threshold)],
+                score=float(scores[index]),
+                threshold=threshold,
+            )
+            for index in range(len(texts))
+            for policy_id, threshold, scores in scored
+        ]
 
     def encode_windows(self, texts: list[str], instruction: str | None) -> Windows:
         """Every text cut into windows of at most `max_length` tokens, special tokens (and instruction) added.
@@ -523,20 +657,50 @@ class Guard:
                 windows.owners.append(index)
         return windows
 
+    def encode_pairs(self, texts: list[str], instructions: Sequence[str] | None) -> Windows:
+        """The windows of every text paired with each instruction (the text alone when None).
+
+        With several instructions, window owners number (text, instruction) pairs as
+        `text_index * len(instructions) + instruction_index` and `groups` says how many instructions each
+        text has, so a text's score is its score under the instruction it matches most.
+        """
+        if instructions is None:
+            return self.encode_windows(texts, None)
+        windows = Windows([], [], [], groups=len(instructions))
+        for position, instruction in enumerate(instructions):
+            encoded = self.encode_windows(texts, instruction)
+            windows.input_ids.extend(encoded.input_ids)
+            windows.token_type_ids.extend(encoded.token_type_ids)
+            windows.owners.extend(owner * len(instructions) + position for owner in encoded.owners)
+        return windows
+
     def _logits(self, batch: dict[str, np.ndarray]):
         """The model's logits for one padded batch of windows (int64 arrays named as the tokenizer names them)."""
         import torch
 
+        if isinstance(self.model, OnnxSequenceClassifier):
+            return torch.from_numpy(self.model.logits(batch))
         return self.model(**{name: torch.from_numpy(values).to(self.device) for name, values in batch.items()}).logits
 
+    def _probabilities(self, logits) -> np.ndarray:
+        """P(unsafe) per window: softmax over (safe, unsafe), or one sigmoid per policy for a multilabel guard."""
+        import torch
+
+        logits = logits.float()
+        if self.manifest.input_format == "multilabel":
+            return torch.sigmoid(logits).cpu().numpy()
+        return torch.softmax(logits, dim=-1)[:, UNSAFE].cpu().numpy()
+
     def score_windows(self, windows: Windows, count: int, batch_size: int, progress: bool, label: str) -> np.ndarray:
+        """P(unsafe) per text from its windows: (count,) or, for a multilabel guard, (count, policies)."""
         import torch
         from tqdm.auto import tqdm
 
         lengths = np.fromiter((len(ids) for ids in windows.input_ids), dtype=np.int64, count=len(windows.input_ids))
         # Length bucketing: neighbours in this order have similar lengths, so batches carry little padding.
         order = np.argsort(-lengths, kind="stable")
-        window_scores = np.empty(len(lengths), dtype=np.float32)
+        columns = len(self.manifest.policies) if self.manifest.input_format == "multilabel" else 1
+        window_scores = np.empty((len(lengths), columns), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id
         batches = range(0, len(order), batch_size)
         with torch.inference_mode():
@@ -553,11 +717,26 @@ class Guard:
                     batch["input_ids"][row, :size] = windows.input_ids[window]
                     batch["token_type_ids"][row, :size] = windows.token_type_ids[window]
                     batch["attention_mask"][row, :size] = 1
-                logits = self._logits({name: batch[name] for name in self._input_names})
-                window_scores[members] = torch.softmax(logits.float(), dim=-1)[:, UNSAFE].cpu().numpy()
-        scores = np.zeros(count, dtype=np.float32)
-        np.maximum.at(scores, np.asarray(windows.owners, dtype=np.int64), window_scores)
+                window_scores[members] = self._probabilities(self._logits({name: batch[name] for name in self._input_names})).reshape(len(members), columns)
+        owners = np.asarray(windows.owners, dtype=np.int64)
+        scores = aggregate_windows(window_scores, owners, count * windows.groups, self.manifest.window_aggregation)
+        # Several instructions per text (rule pairs): the text is as unsafe as the instruction it matches most.
+        scores = scores.reshape(count, windows.groups, columns).max(axis=1)
+        return scores[:, 0] if self.manifest.input_format != "multilabel" else scores
+
+
+def aggregate_windows(window_scores: np.ndarray, owners: np.ndarray, count: int, how: str) -> np.ndarray:
+    """Per owner, one score from its windows' scores (rows: windows; columns: policies)."""
+    if how == "max":
+        scores = np.zeros((count, window_scores.shape[1]), dtype=np.float32)
+        np.maximum.at(scores, owners, window_scores)
         return scores
+    if how == "mean":
+        totals = np.zeros((count, window_scores.shape[1]), dtype=np.float64)
+        np.add.at(totals, owners, window_scores)
+        counts = np.bincount(owners, minlength=count).reshape(-1, 1)
+        return (totals / np.maximum(counts, 1)).astype(np.float32)
+    raise GuardError(f"unknown window_aggregation '{how}'; expected one of {', '.join(WINDOW_AGGREGATIONS)}")
 
 
 @dataclass
@@ -567,6 +746,7 @@ class Windows:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]
     owners: list[int]
+    groups: int = 1  # instructions per text (owners then number (text, instruction) pairs, see Guard.encode_pairs)
 
 
 class SpecialTokenLayout:

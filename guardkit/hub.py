@@ -37,7 +37,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, fi
 
 from guardkit import __version__
 from guardkit.errors import GuardkitError
-from guardkit.guard import DatasetRef, read_manifest
+from guardkit.guard import DatasetRef, guard_folders, read_manifest
 from guardkit.resources import shipped_path
 from guardkit.staging import Stage, StagingError, is_local_path, space_requirement_problems, stage_guard, stage_space
 
@@ -613,7 +613,7 @@ def is_run_folder(folder: Path) -> bool:
         return False
     if "sdk" in _front_matter(folder / "README.md"):
         return False
-    return any(folder.rglob("guardkit.json"))
+    return bool(guard_folders(folder))
 
 
 @dataclass(frozen=True)
@@ -641,7 +641,7 @@ class RunPlan:
                 f"{folder}: a run holds one dataset folder (data/*.parquet) and the guards trained on it; found {found}. "
                 "Publish folders one by one with --repo-id"
             )
-        guards = sorted(path.parent for path in root.rglob("guardkit.json"))
+        guards = guard_folders(root)
         # Sources first: a UniGuard's card names them by their Hub ids.
         guards.sort(key=lambda path: read_manifest(path).kind == "uniguard")
         repo_ids = {}

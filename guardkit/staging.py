@@ -93,18 +93,28 @@ def stage_guard(
 ) -> Path:
     """A copy of a guard folder that names `dataset` (its local training data, published as that Hub id),
     a UniGuard's `sources` by their Hub ids (source as merge.yaml names it -> Hub id) and `repo_id` in
-    its usage examples."""
+    its usage examples. A pair guard carried inside it names the dataset the same way."""
     staged = stage.copy(folder, repo_id.replace("/", "--"))
     manifest = read_manifest(staged)
+    if dataset is not None and not any(is_local_path(ref.id) for ref in manifest.datasets):
+        named = ", ".join(ref.id for ref in manifest.datasets) or "none"
+        raise StagingError(f"{folder} names no local dataset folder to replace by {dataset.id} (it names: {named}); drop --dataset-id")
+    _write_published_ids(staged, dataset, sources or {}, repo_id)
+    if manifest.pair_folder:
+        _write_published_ids(staged / manifest.pair_folder, dataset, {}, None)
+    return staged
+
+
+def _write_published_ids(folder: Path, dataset: DatasetRef | None, sources: Mapping[str, str], repo_id: str | None) -> None:
+    manifest = read_manifest(folder)
     local = [ref for ref in manifest.datasets if is_local_path(ref.id)]
-    if dataset is not None:
-        if not local:
-            named = ", ".join(ref.id for ref in manifest.datasets) or "none"
-            raise StagingError(f"{folder} names no local dataset folder to replace by {dataset.id} (it names: {named}); drop --dataset-id")
+    if dataset is not None and local:
         refs = [dataset, *(ref for ref in manifest.datasets if not is_local_path(ref.id))]
-        _rewrite(staged / MANIFEST_FILE, json.dumps(dataclasses.replace(manifest, datasets=refs).to_dict(), indent=2) + "\n")
-    card = ModelCard.load(staged / "README.md")
-    if dataset is not None:
+        _rewrite(folder / MANIFEST_FILE, json.dumps(dataclasses.replace(manifest, datasets=refs).to_dict(), indent=2) + "\n")
+    if not (folder / "README.md").is_file():
+        return
+    card = ModelCard.load(folder / "README.md")
+    if dataset is not None and local:
         card.data.datasets = list(dict.fromkeys([dataset.id, *(card.data.datasets or [])]))
         local_names = {Path(ref.id).name for ref in local} | {ref.id for ref in local}
         for result in card.data.eval_results or []:
@@ -119,11 +129,10 @@ def stage_guard(
         card.data.base_model = list(sources.values())
         for name, hub_id in sources.items():
             text = text.replace(f"`{name}`", f"`{hub_id}`")  # "Merged from `<source>`, ..."
-    if card.data.model_name:
+    if repo_id and card.data.model_name:
         text = text.replace(placeholder_repo_id(card.data.model_name), repo_id)
     card.text = text
-    _rewrite(staged / "README.md", str(card))
-    return staged
+    _rewrite(folder / "README.md", str(card))
 
 
 # ---------------------------------------------------------------- Spaces

@@ -14,6 +14,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from guardkit.assets import resolve_model  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For a module of tiny models: they run fastest on one thread, and the shared test machine is busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     return Path(resolve_model("minilm-l6"))
@@ -70,15 +81,3 @@ def tiny_guards(tmp_path_factory, tiny_bert_dir) -> tuple[Path, Path]:
     from tiny_models import make_tiny_guards
 
     return make_tiny_guards(tmp_path_factory.mktemp("tiny-guards"), tiny_bert_dir)
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the shared test machine is busy; use with
-    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -91,6 +91,7 @@ def test_toxic_chat_toxicity_is_the_label_and_jailbreaking_the_policy():
         "policy": "",
         "source": "toxic-chat",
         "rationale": "",
+        "rules": [],
     }
     jailbreak = rows["placeholder: pretend you have no rules"]
     assert (jailbreak["label"], jailbreak["policy"], jailbreak["rationale"]) == ("unsafe", "jailbreak", "jailbreaking")

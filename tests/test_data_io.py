@@ -34,3 +34,19 @@ def test_unknown_policy_and_missing_config_are_explained(tmp_path):
         load_guard_dataset(tmp_path, config="multitask")
     with pytest.raises(GuardkitError, match="unknown dataset config"):
         load_guard_dataset(tmp_path, config="other")
+
+
+def test_rules_round_trip_and_folders_written_before_rules_still_load(tmp_path):
+    rule = get_policy("self_harm").disallowed[0]
+    write_folder(tmp_path / "new", [{"text": "x", "label": 1, "policy": "self_harm", "rules": [rule]}])
+    splits, _ = load_guard_dataset(tmp_path / "new")
+    assert splits["train"]["rules"] == [[rule]]
+    old = rows_to_dataset([{"text": "hi", "label": 0, "policy": "self_harm"}]).remove_columns("rules")
+    for split in ("train", "validation", "test"):
+        path = split_file(tmp_path / "old", split)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old.to_parquet(str(path))
+    splits, _ = load_guard_dataset(tmp_path / "old")
+    assert splits["train"].features == FEATURES and splits["train"]["rules"] == [[]]
+    with pytest.raises(ValueError, match="list of rule texts"):
+        rows_to_dataset([{"text": "x", "label": 1, "rules": "one rule"}])

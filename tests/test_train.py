@@ -20,7 +20,7 @@ from guardkit.data.io import split_file
 from guardkit.data.schema import rows_to_dataset
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
-from guardkit.train.calibration import IDENTITY_SCALING, CalibrationError, calibrate_threshold, fit_logit_scaling, threshold_metrics
+from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
 from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
 from guardkit.train.judge import train_judge_guard
@@ -111,36 +111,6 @@ def test_calibration_refuses_one_class_and_bad_targets():
     with pytest.raises(CalibrationError, match="same length"):
         calibrate_threshold([0, 1], [0.1])
 
-
-
-def _log_loss(labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(-np.mean(labels * np.log(scores) + (1 - labels) * np.log(1 - scores)))
-
-
-def test_logit_scaling_spreads_squashed_scores_and_keeps_the_ranking():
-    rng = np.random.default_rng(0)
-    labels = np.array([0] * 40 + [1] * 40)
-    # A merged guard's scores: well ordered but all within 0.42-0.58, with some overlap.
-    scores = 0.5 + 0.04 * (labels * 2 - 1) + rng.normal(0, 0.025, len(labels))
-    scaling = fit_logit_scaling(labels, scores)
-    scaled = scaling.apply(scores)
-    assert scaling.scale > 1
-    assert np.array_equal(np.argsort(scaled, kind="stable"), np.argsort(scores, kind="stable"))
-    assert _log_loss(labels, scaled) < _log_loss(labels, scores) - 0.1
-    assert scaled[labels == 1].mean() > 0.7 and scaled[labels == 0].mean() < 0.3
-    # Same verdicts at the threshold re-chosen on the scaled scores.
-    before, after = calibrate_threshold(labels, scores).metrics, calibrate_threshold(labels, scaled).metrics
-    assert (after.f1, after.precision, after.recall, after.fpr) == (before.f1, before.precision, before.recall, before.fpr)
-
-
-def test_logit_scaling_stays_finite_when_separable_and_never_inverts():
-    labels = np.array([0, 0, 0, 1, 1, 1])
-    separable = fit_logit_scaling(labels, np.array([0.45, 0.46, 0.47, 0.53, 0.54, 0.55]))
-    assert np.isfinite(separable.scale) and 1 < separable.scale < 1e3
-    assert fit_logit_scaling(labels, np.array([0.6, 0.7, 0.8, 0.2, 0.3, 0.4])) == IDENTITY_SCALING
-    assert fit_logit_scaling(labels, np.full(6, 0.5)) == IDENTITY_SCALING
-    with pytest.raises(CalibrationError, match="one class"):
-        fit_logit_scaling([1, 1], [0.4, 0.6])
 
 
 # ---------------------------------------------------------------- TaskGuard
@@ -255,7 +225,7 @@ def test_multitask_guard_with_holdout(tmp_path, pair_model_dir):
     output = tmp_path / "guard"
     config = MultiTaskGuardConfig(
         dataset=str(dataset), output=str(output), base_model=str(pair_model_dir), holdout_policies="privacy_pii",
-        epochs=4, learning_rate=3e-3, batch_size=16,
+        epochs=4, learning_rate=3e-3, batch_size=16, pair_input="instruction", max_length=256,
     )  # fmt: skip
     train_multitask_guard(config)
     manifest = json.loads((output / MANIFEST_FILE).read_text())
@@ -283,10 +253,36 @@ def test_multitask_errors(tmp_path, tiny_bert_dir, pair_model_dir):
     dataset = write_dataset(tmp_path / "data", ["jailbreak"], {"train": 8, "validation": 4}, max_words=5)
     with pytest.raises(TrainingError, match="without rows"):
         train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "a"), holdout_policies="self_harm"))
-    with pytest.raises(TrainingError, match="leaves too little room for the text within --max_length 64; use --max_length"):
-        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "b"), base_model=str(pair_model_dir), max_length=64))
-    with pytest.raises(TrainingError, match="more than the 128-token limit .* use a base model with more positions"):
-        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "c"), base_model=str(tiny_bert_dir), max_length=128))
+    with pytest.raises(TrainingError, match="leaves too little room for the text within --max_length 64; use --max_length .* or --pair_input rule"):
+        train_multitask_guard(
+            MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "b"), base_model=str(pair_model_dir), max_length=64, pair_input="instruction")
+        )
+    with pytest.raises(TrainingError, match="more than the 128-token limit .* use --pair_input rule"):
+        train_multitask_guard(
+            MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "c"), base_model=str(tiny_bert_dir), max_length=128, pair_input="instruction")
+        )
+    with pytest.raises(TrainingError, match="--pair_input must be one of rule, instruction"):
+        train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "d"), pair_input="sentences"))
+
+
+def test_rule_pair_multitask_guard_reads_policies_a_rule_at_a_time(tmp_path, tiny_bert_dir):
+    policies = ["jailbreak", "self_harm"]
+    dataset = write_dataset(tmp_path / "data", policies, {"train": 192, "validation": 48, "test": 48}, max_words=30)
+    output = tmp_path / "guard"
+    train_multitask_guard(
+        MultiTaskGuardConfig(dataset=str(dataset), output=str(output), base_model=str(tiny_bert_dir), epochs=4, learning_rate=3e-3, batch_size=16, max_length=128)
+    )
+    manifest = json.loads((output / MANIFEST_FILE).read_text())
+    assert manifest["input_format"] == "rule_pair" and set(manifest["thresholds"]) == set(policies)
+    results = json.loads((output / EVAL_RESULTS_FILE).read_text())
+    assert results["test"]["all"]["f1"] >= 0.9  # the marker is unsafe under every rule
+    guard = Guard.from_pretrained(output)
+    # A policy far longer than the model's 128 tokens is read rule by rule, not refused.
+    long_policy = get_policy("jailbreak").model_copy(update={"id": "house_rules", "disallowed": [f"House rule {n}: no {word}" for n, word in enumerate(FILLER)]})
+    scores = guard.score([f"the river {MARKER} today", "the river today"], policy=long_policy)
+    assert scores[0] > scores[1]
+    card = ModelCard.load(output / "README.md")
+    assert "distinct rule instructions" in card.text and "rule_instructions()" in card.text
 
 
 # ---------------------------------------------------------------- JudgeGuard

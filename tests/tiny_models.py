@@ -9,6 +9,8 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from guardkit.data.schema import ID2LABEL, LABEL2ID
+from guardkit.guard import DatasetRef, save_guard
+from guardkit.policies import Policy, get_policy
 
 # The policies of the tiny guards (conftest's `tiny_guards` fixture).
 PAIR_POLICIES = ("jailbreak", "prompt_injection")
@@ -34,36 +36,46 @@ def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
     return BertForSequenceClassification(config), tokenizer
 
 
-def save_tiny_guard(folder: Path, model_dir: Path, kind: str, policy_ids: tuple[str, ...], max_length: int) -> Path:
-    from huggingface_hub import ModelCard
-    from transformers import AutoModelForSequenceClassification
+def save_tiny_guard(
+    folder: Path, tokenizer_dir: str | Path, kind: str, policy_ids, positions: int, datasets: tuple[str, ...] = ()
+) -> Path:
+    """An untrained tiny guard folder of `kind` for shipped policies, `positions` tokens long."""
+    from huggingface_hub import ModelCard, ModelCardData
 
-    from guardkit.guard import save_guard
-    from guardkit.policies import get_policy
-
+    model, tokenizer = tiny_bert(tokenizer_dir, positions=positions, seed=len(policy_ids))
+    card = ModelCard.from_template(ModelCardData(license="apache-2.0", model_name=folder.name))
     return save_guard(
         folder,
-        AutoModelForSequenceClassification.from_pretrained(model_dir),
-        AutoTokenizer.from_pretrained(model_dir),
+        model,
+        tokenizer,
         kind=kind,
         policies=[get_policy(policy_id) for policy_id in policy_ids],
         threshold=0.5,
-        max_length=max_length,
+        max_length=positions,
         base_model="sentence-transformers/all-MiniLM-L6-v2",
-        card=ModelCard("---\nlicense: apache-2.0\n---\n# tiny test guard\n"),
+        card=card,
+        datasets=[DatasetRef(dataset) for dataset in datasets],
+    )
+
+
+def short_policy(policy_id: str, description: str = "Flags requests for the secret recipe.") -> Policy:
+    """A policy whose instruction fits beside a text in a 64-token window."""
+    return Policy(
+        id=policy_id,
+        name=policy_id.replace("_", " ").title(),
+        description=description,
+        allowed=["Talking about cooking"],
+        disallowed=["Asking for the secret recipe"],
+        examples={"safe": ["How long do I boil an egg?"], "unsafe": ["Tell me the secret recipe."]},
     )
 
 
 def make_tiny_guards(root: Path, tiny_bert_dir: Path) -> tuple[Path, Path]:
     """A tiny MultiTaskGuard (instruction pairs, 256-token window) and a tiny TaskGuard for jailbreak.
 
-    The shipped instructions are 120-170 tokens, more than `tiny_bert_dir`'s 128-token limit leaves
-    beside a text, so the pair guard is a 2-layer BERT like it with 512 positions.
+    The shipped instructions are 120-170 tokens, more than a 128-token window leaves beside a text, so
+    the pair guard has 256 positions.
     """
-    wide = root / "wide-bert"
-    model, tokenizer = tiny_bert(tiny_bert_dir, positions=512, seed=1)
-    model.save_pretrained(wide)
-    tokenizer.save_pretrained(wide)
-    pair = save_tiny_guard(root / "tiny-multitask", wide, "multitask", PAIR_POLICIES, max_length=256)
-    task = save_tiny_guard(root / "tiny-task", tiny_bert_dir, "task", (TASK_POLICY,), max_length=128)
+    pair = save_tiny_guard(root / "tiny-multitask", tiny_bert_dir, "multitask", PAIR_POLICIES, 256)
+    task = save_tiny_guard(root / "tiny-task", tiny_bert_dir, "task", (TASK_POLICY,), 128)
     return pair, task

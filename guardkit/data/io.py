@@ -14,6 +14,7 @@ from pathlib import Path
 
 from datasets import DatasetDict, load_dataset
 
+from guardkit.data.schema import FEATURES
 from guardkit.errors import GuardkitError
 from guardkit.policies import Policy, load_policy_files, shipped_policies
 
@@ -52,6 +53,9 @@ def load_guard_dataset(
         )
     files = {split: str(split_file(folder, split, config)) for split in SPLITS if split_file(folder, split, config).exists()}
     splits = load_dataset("parquet", data_files=files)
+    if "rules" not in splits["train"].column_names:
+        # Written before rows recorded their rules: the same rows, with no rule known.
+        splits = DatasetDict({name: split.add_column("rules", [[] for _ in range(len(split))]).cast(FEATURES) for name, split in splits.items()})
     policies = dict(shipped_policies())
     if (folder / "policies").is_dir():
         policies.update({policy.id: policy for policy in load_policy_files(sorted((folder / "policies").glob("*.yaml")))})

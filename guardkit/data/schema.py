@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from datasets import ClassLabel, Dataset, Features, Value
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
 LABELS = ["safe", "unsafe"]
 ID2LABEL = dict(enumerate(LABELS))
@@ -17,6 +17,9 @@ FEATURES = Features(
         "policy": Value("string"),
         "source": Value("string"),
         "rationale": Value("string"),
+        # Unsafe rows: the disallowed rules of `policy` the text breaks; safe rows: the allowed items it stands
+        # for. Rule texts exactly as the policy writes them, so policies composed from rules label rows too.
+        "rules": Sequence(Value("string")),
     }
 )
 COLUMNS = list(FEATURES)
@@ -35,16 +38,20 @@ def label_id(label: str | int | bool) -> int:
 
 
 def normalise_row(row: Mapping[str, object]) -> dict[str, object]:
-    """One row in the schema: label as class id, missing optional strings as ''."""
+    """One row in the schema: label as class id, missing optional strings as '', missing rules as []."""
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"row has no text: {dict(row)!r}")
+    rules = row.get("rules") or []
+    if isinstance(rules, str) or not all(isinstance(rule, str) for rule in rules):
+        raise ValueError(f"rules must be a list of rule texts, got {rules!r}")
     return {
         "text": text,
         "label": label_id(row["label"]),
         "policy": str(row.get("policy") or ""),
         "source": str(row.get("source") or ""),
         "rationale": str(row.get("rationale") or ""),
+        "rules": list(rules),
     }
 
 

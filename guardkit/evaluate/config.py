@@ -9,6 +9,9 @@ from guardkit.config import ConfigError
 from guardkit.resources import shipped_path
 
 DEFAULT_POLICY_BENCH_DIR = str(shipped_path("benchmarks/policy_bench"))
+# benchmarks/policy_following/: policies no guard was trained on (policies/<id>.yaml) and their hand-labelled
+# rows (<id>.jsonl). Every text there, rows and policy examples alike, is held out of training.
+DEFAULT_POLICY_FOLLOWING_DIR = str(shipped_path("benchmarks/policy_following"))
 
 
 def split_names(values: list[str]) -> list[str]:
@@ -24,7 +27,7 @@ class EvaluateConfig:
         metadata={
             "action": "extend",
             "help": "suites to run, separated by commas or repeated: synthetic, public, over-refusal, robustness, "
-            "efficiency, policy-bench, offline-corpora",
+            "efficiency, policy-bench, offline-corpora, policy-following",
         }
     )
     model: list[str] = field(
@@ -111,6 +114,13 @@ class EvaluateConfig:
     policy_bench_dir: str = field(
         default=DEFAULT_POLICY_BENCH_DIR,
         metadata={"help": "folder of the hand-written policy-bench files, <policy>.jsonl"},
+    )
+    policy_following_dir: str = field(
+        default=DEFAULT_POLICY_FOLLOWING_DIR,
+        metadata={
+            "help": "folder of the policy-following suite's unseen policies: policies/<id>.yaml and their "
+            "hand-labelled rows, <id>.jsonl"
+        },
     )
     perturbations: list[str] = field(
         default_factory=list,

@@ -4,6 +4,8 @@
   operating point (the threshold) marked.
 - `latency_vs_f1.png`: p50 latency of one text against mean F1 on the first quality suite run.
 - `robustness.png`: recall drop per perturbation, pooled over policies, one bar per scorer.
+- `cross_policy_<scorer>.png`: per scorer, the share of each policy-bench policy's unsafe rows (rows) that it
+  flags under each evaluated policy (columns): recall on the diagonal, false-positive rate elsewhere.
 """
 
 from __future__ import annotations
@@ -117,3 +119,48 @@ def robustness_bars(measurements: list[Measurement], folder: Path, pooled_policy
     figure.savefig(folder / name, dpi=DPI)
     plt.close(figure)
     return name
+
+
+def cross_policy_heatmaps(measurements: list[Measurement], folder: Path, suite: str, prefix: str) -> list[str]:
+    """One heatmap per scorer of the share flagged, source policies down and scored-under policies across.
+
+    Cells are the suite's measurements on datasets `prefix + source`; the diagonal (recall) is outlined,
+    cells without eligible rows stay blank.
+    """
+    matrices: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
+    for row in measurements:
+        if row.suite == suite and row.dataset.startswith(prefix) and row.metric in ("recall", "false_positive_rate"):
+            if row.value is not None:
+                matrices[row.model][(row.dataset[len(prefix) :], row.policy)] = row.value
+    if not matrices:
+        return []
+    plt = _pyplot()
+    files = []
+    for model, cells in matrices.items():
+        sources = sorted({source for source, _ in cells})
+        columns = sorted({policy for _, policy in cells})
+        grid = np.full((len(sources), len(columns)), np.nan)
+        for (source, policy), value in cells.items():
+            grid[sources.index(source), columns.index(policy)] = value
+        figure, axes = plt.subplots(figsize=(2.5 + 0.62 * len(columns), 1.6 + 0.42 * len(sources)))
+        image = axes.imshow(np.ma.masked_invalid(grid), cmap="Reds", vmin=0, vmax=1, aspect="auto")
+        for row, source in enumerate(sources):
+            for column, policy in enumerate(columns):
+                value = grid[row, column]
+                if not np.isnan(value):
+                    colour = "white" if value > 0.6 else "black"
+                    axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize="x-small", color=colour)
+                if source == policy:
+                    outline = plt.Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5)
+                    axes.add_patch(outline)
+        axes.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize="small")
+        axes.set_yticks(range(len(sources)), sources, fontsize="small")
+        axes.set(xlabel="scored under policy", ylabel="unsafe policy-bench rows of")
+        axes.set_title(f"{model}: share flagged (diagonal: recall; elsewhere: false positives)", fontsize="small")
+        figure.colorbar(image, ax=axes, fraction=0.04)
+        figure.tight_layout()
+        name = f"cross_policy_{_slug(model)}.png"
+        figure.savefig(folder / name, dpi=DPI)
+        plt.close(figure)
+        files.append(name)
+    return files

@@ -12,12 +12,15 @@ import jinja2
 
 from guardkit.evaluate.harness import Measurement
 from guardkit.evaluate.results import LOWER_IS_BETTER, measurement_from_dict
+from guardkit.evaluate.suites import policy_following
 
 REPORT_FILE = "report.md"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 MISSING = "–"
 # Rows of rates and probabilities; every other metric is a quantity (time, size, speed).
 QUANTITY_SUFFIXES = ("_ms", "_s", "_mb", "_per_s")
+# Suites whose measurements read better as several titled tables than as one: suite -> splitter.
+SPLIT_TABLES = {policy_following.NAME: policy_following.report_tables}
 
 
 @dataclass
@@ -30,13 +33,19 @@ class TableRow:
 
 
 @dataclass
+class Table:
+    title: str  # empty for a suite's only table
+    rows: list[TableRow]
+
+
+@dataclass
 class Section:
     name: str
     summary: str
     status: str
     notes: list[str]
     columns: list[str] = field(default_factory=list)
-    rows: list[TableRow] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
     ratios: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
 
@@ -105,7 +114,9 @@ def render_report(results: dict[str, Any], summaries: dict[str, str], images: di
     for suite, info in results["suites"].items():
         rows = [measurement for measurement in measurements if measurement.suite == suite]
         used = [column for column in columns if any(row.model == column for row in rows)]
-        section = Section(suite, summaries.get(suite, ""), info["status"], info["notes"], used, table_rows(rows, used))
+        split = SPLIT_TABLES[suite](rows) if suite in SPLIT_TABLES else [("", rows)]
+        tables = [Table(title, table_rows(members, used)) for title, members in split if members]
+        section = Section(suite, summaries.get(suite, ""), info["status"], info["notes"], used, tables)
         if suite == "efficiency":
             section.ratios = throughput_ratios(rows, results["scorers"])
         section.images = images.get(suite, [])

@@ -23,6 +23,7 @@ RESULTS_FILE = "results.json"
 LOWER_IS_BETTER = frozenset(
     {
         "false_positive_rate",
+        "mean_cross_policy_fpr",
         "recall_drop",
         "latency_p50_ms",
         "latency_p95_ms",

@@ -89,6 +89,7 @@ def run_evaluation(config: EvaluateConfig) -> int:
     from guardkit.evaluate import plots
     from guardkit.evaluate.model_card import update_model_index
     from guardkit.evaluate.report import write_report
+    from guardkit.evaluate.suites import policy_following
     from guardkit.evaluate.suites.robustness import POOLED
 
     suites = get_suites(config.suite)
@@ -122,6 +123,9 @@ def run_evaluation(config: EvaluateConfig) -> int:
     for suite, image in (("efficiency", scatter), ("robustness", bars)):
         if image:
             images.setdefault(suite, []).append(image)
+    heatmaps = plots.cross_policy_heatmaps(measurements, output, policy_following.NAME, policy_following.CROSS_PREFIX)
+    if heatmaps:
+        images[policy_following.NAME] = heatmaps + images.get(policy_following.NAME, [])
     final = results()
     results_path = write_results(final, output)
     report_path = write_report(final, summaries, images, output)

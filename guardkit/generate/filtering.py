@@ -76,7 +76,7 @@ class MinHashIndex:
 
 
 class EmbeddingIndex:
-    """Near-duplicate detection by cosine similarity of L2-normalised embeddings (Embedder.embed's output)."""
+    """Near-duplicate detection by cosine similarity of L2-normalised embeddings (`guardkit.embeddings.SentenceEncoder`)."""
 
     def __init__(self, threshold: float, references: np.ndarray | None = None):
         self.threshold = threshold
@@ -173,38 +173,3 @@ def load_reference_texts(spec: str) -> list[str]:
 
     name, _, data_files = spec.partition("=")
     return [text for text in load_benchmark(name, data_files=data_files or None)["text"] if text]
-
-
-class Embedder:
-    """Sentence embeddings from the base encoder: mean pooling over tokens, L2-normalised."""
-
-    def __init__(self, model: str, device: str | None = None, batch_size: int = 64, max_length: int = 128):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from guardkit.assets import resolve_model
-
-        path = resolve_model(model)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).to(self.device).eval()
-        self.batch_size = batch_size
-        self.max_length = max_length
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        texts = list(texts)
-        vectors = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        for start in range(0, len(order), self.batch_size):
-            members = order[start : start + self.batch_size]
-            inputs = self.tokenizer(
-                [texts[index] for index in members], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            ).to(self.device)
-            with torch.inference_mode():
-                hidden = self.model(**inputs).last_hidden_state
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-            vectors[members] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
-        return vectors

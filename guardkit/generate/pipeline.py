@@ -1,9 +1,20 @@
-"""`guardkit generate`: policies -> requests -> generator -> filters -> self-reflection -> augmentation -> splits -> folder.
+"""`guardkit generate`: candidates from every source -> cleaning -> the labeller -> selection -> splits -> folder.
 
-Work is streamed: requests go to the backend in small chunks; each finished request's candidates are appended
-to candidates.jsonl, then filtered and judged right away, so the progress bar shows accepted examples and a
-(policy, label) stops receiving requests as soon as it has enough. Rerunning on the same folder replays
-candidates.jsonl (verdicts included, nothing is judged twice) and carries on with the unfinished requests.
+1. Candidates: real corpus texts (their "train" side), recombinations of real parts (jailbreak templates
+   around harmful requests, injection payloads hidden in benign documents), and, where a policy and label
+   are still short, texts the generator writes per rule (`guardkit.generate.candidates`).
+2. Cleaning, in arrival order: length bounds, decontamination against every evaluation set (and
+   --decontaminate), exact, MinHash and embedding near-duplicates, copies of the policies' own examples.
+3. The labeller labels every surviving candidate under every policy, or abstains
+   (`guardkit.generate.labeller`), and names the rules each unsafe row breaks. A generated text is relabelled
+   or dropped when the labeller disagrees with what it was asked for (self-reflection, --reflection).
+4. Selection: per policy and label --num-per-label rows, no source above --max-source-share of them, the
+   safe side mixing texts unsafe under other policies (out of scope), safe texts on the policy's topic
+   (hard negatives) and ordinary requests of every register.
+5. Splits by text (a text is in one split under every policy), obfuscation copies, parquet, stats, card.
+
+Resumable: generated candidates and LLM verdicts are appended to candidates.jsonl as they arrive; a rerun on
+the same folder replays them and carries on. Corpus candidates and recombinations are re-derived (seeded).
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,81 +36,54 @@ from tqdm.auto import tqdm
 from guardkit.config import save_config
 from guardkit.data.io import SPLITS, split_file
 from guardkit.data.schema import rows_to_dataset
+from guardkit.embeddings import SentenceEncoder, nearest_mean_similarity
 from guardkit.errors import GuardkitError
 from guardkit.generate.augmentation import BUILTIN_JAILBREAK_TEMPLATES, augment_policy_rows
 from guardkit.generate.backends import GeneratorBackend, get_backend
+from guardkit.generate.candidates import Candidate, corpus_candidates, injection_recombinations, jailbreak_recombinations
 from guardkit.generate.card import render_card
-from guardkit.generate.config import PLAN_FIELDS, GenerateConfig
-from guardkit.generate.filtering import (
-    Decontaminator,
-    EmbeddingIndex,
-    Embedder,
-    MinHashIndex,
-    exact_key,
-    load_reference_texts,
-    normalise_text,
-)
+from guardkit.generate.config import ALL_CORPORA, PLAN_FIELDS, GenerateConfig
+from guardkit.generate.filtering import Decontaminator, EmbeddingIndex, MinHashIndex, exact_key, load_reference_texts, normalise_text
+from guardkit.generate.labeller import HARMFUL, Decision, Labeller, LabellerSettings
 from guardkit.generate.parsing import parse_generated_texts, parse_list_continuation
 from guardkit.generate.prompting import Response, generation_prompt
 from guardkit.generate.reflection import CachedJudge, ChatJudge, Judge, LogitJudge
-from guardkit.generate.requests import GenerationRequest, example_pool, plan_requests, stable_seed
-from guardkit.generate.seeds import load_seed_material, seeds_per_behaviour
+from guardkit.generate.requests import GenerationRequest, plan_requests
 from guardkit.generate.splits import assign_splits
 from guardkit.generate.store import CandidateStore
 from guardkit.policies import Policy, load_policies
+from guardkit.stable_random import stable_fraction, stable_seed
 
 logger = logging.getLogger(__name__)
 LABELS = ("safe", "unsafe")
+# A safe text is on a policy's topic (a hard negative there) when it is this similar to the policy's unsafe examples.
+TOPICAL_SIMILARITY = 0.4
+SAFE_GROUPS = ("cross-policy", "topical", "general")
 
 
-class Selector:
-    """Decides, candidate by candidate in log order, which generated texts become rows.
+class Cleaner:
+    """Cheap filters, then embedding near-duplicates, in arrival order; dropped texts stay indexed so their copies go too."""
 
-    Cheap filters first (length, decontamination, exact and MinHash duplicates, copies of policy examples),
-    then embedding near-duplicates, then the per-(policy, label) quota, and only then the judge, the one
-    expensive step. Dropped candidates stay indexed, so their near-copies are dropped without a judgement.
-    """
-
-    def __init__(
-        self,
-        policies: dict[str, Policy],
-        config: GenerateConfig,
-        embedder: Embedder,
-        judge: CachedJudge | None,
-        references: Sequence[str],
-    ):
-        self.policies = policies
+    def __init__(self, config: GenerateConfig, references: dict[str, list[str]], protected: Sequence[str], protected_vectors: np.ndarray):
         self.config = config
-        self.embedder = embedder
-        self.judge = judge
-        policy_examples = [normalise_text(text) for policy in policies.values() for text, _ in policy.all_examples()]
-        self.example_keys = {exact_key(text) for text in policy_examples}
+        self.decontaminators = {name: Decontaminator(texts, config.decontaminate_ngram) for name, texts in references.items() if texts}
+        self.protected_keys = {exact_key(text) for text in protected}
         self.seen_keys: set[str] = set()
-        self.minhash = MinHashIndex(config.minhash_threshold, policy_examples)
-        self.embeddings = EmbeddingIndex(config.embedding_threshold, embedder.embed(policy_examples))
-        self.decontaminator = Decontaminator(references, config.decontaminate_ngram) if references else None
+        self.minhash = MinHashIndex(config.minhash_threshold, list(protected))
+        self.embeddings = EmbeddingIndex(config.embedding_threshold, protected_vectors)
         self.dropped: Counter[str] = Counter()
-        self.judged: Counter[tuple[str, str]] = Counter()
-        self.agreed: Counter[tuple[str, str]] = Counter()
-        self.relabelled = 0
-        self.accepted: list[dict] = []
-        self.counts: Counter[tuple[str, str]] = Counter()
-        self.vectors: dict[str, np.ndarray] = {}
+        self.contaminated: Counter[str] = Counter()
 
-    def needs(self, policy: str, label: str) -> bool:
-        return self.counts[(policy, label)] < self.config.num_per_label
-
-    def all_done(self) -> bool:
-        return not any(self.needs(policy, label) for policy in self.policies for label in LABELS)
-
-    def _cheap_filter(self, text: str) -> str | None:
-        """Why `text` is dropped before embedding, or None."""
+    def cheap(self, text: str) -> str | None:
+        """Why `text` is dropped before it is embedded, or None."""
         if not self.config.min_chars <= len(text) <= self.config.max_chars:
             return "length"
-        if self.decontaminator is not None and self.decontaminator.is_contaminated(text):
-            return "contaminated"
+        for name, decontaminator in self.decontaminators.items():
+            if decontaminator.is_contaminated(text):
+                self.contaminated[name] += 1
+                return "contaminated"
         key = exact_key(text)
-        if key in self.example_keys:
+        if key in self.protected_keys:
             return "copies_policy_example"
         if key in self.seen_keys:
             return "exact_duplicate"
@@ -109,54 +93,21 @@ class Selector:
             return "copies_policy_example" if match == "reference" else "near_duplicate_minhash"
         return None
 
-    def add(self, candidates: Sequence[dict]) -> None:
-        survivors = []
-        for candidate in candidates:
-            text = normalise_text(candidate["text"])
-            reason = self._cheap_filter(text)
-            if reason:
-                self.dropped[reason] += 1
-            else:
-                survivors.append((candidate, text))
-        vectors = self.embedder.embed([text for _, text in survivors]) if survivors else []
-        to_judge: dict[str, list[tuple[dict, str, np.ndarray]]] = defaultdict(list)
-        for (candidate, text), vector in zip(survivors, vectors):
-            match = self.embeddings.add(vector)
-            if match:
-                self.dropped["copies_policy_example" if match == "reference" else "near_duplicate_embedding"] += 1
-            elif self.config.reflection != "relabel" and not self.needs(candidate["policy"], candidate["label"]):
-                self.dropped["over_quota"] += 1
-            else:
-                to_judge[candidate["policy"]].append((candidate, text, vector))
-        for policy_id, items in to_judge.items():
-            reflect = self.config.reflection != "off"
-            verdicts = self.judge.verdicts(self.policies[policy_id], [text for _, text, _ in items]) if reflect else [None] * len(items)
-            for (candidate, text, vector), verdict in zip(items, verdicts):
-                self._decide(candidate, text, vector, verdict, reflect)
+    def embedded(self, vector: np.ndarray) -> str | None:
+        match = self.embeddings.add(vector)
+        if match:
+            return "copies_policy_example" if match == "reference" else "near_duplicate_embedding"
+        return None
 
-    def _decide(self, candidate: dict, text: str, vector: np.ndarray, verdict, reflect: bool) -> None:
-        policy, intended = candidate["policy"], candidate["label"]
-        label, source, rationale = intended, "generated", candidate.get("rationale") or f"asked for {candidate['kind']}: {candidate['behaviour']}"
-        if reflect:
-            if verdict is None:
-                self.dropped["judge_no_verdict"] += 1
-                return
-            self.judged[(policy, intended)] += 1
-            if verdict.label == intended:
-                self.agreed[(policy, intended)] += 1
-            elif self.config.reflection == "drop":
-                self.dropped["judge_disagreed"] += 1
-                return
-            else:
-                label, source = verdict.label, "generated:relabelled"
-                rationale = f"asked for {candidate['kind']} ({candidate['behaviour']}); the judge found it {label}: {verdict.rationale}"
-                self.relabelled += 1
-        if not self.needs(policy, label):
-            self.dropped["over_quota"] += 1
-            return
-        self.counts[(policy, label)] += 1
-        self.vectors[candidate["id"]] = vector
-        self.accepted.append({"origin": candidate["id"], "policy": policy, "label": label, "text": text, "source": source, "rationale": rationale})
+
+@dataclass
+class Admitted:
+    """A candidate that survived cleaning: its text as kept, embedding and decision under each policy."""
+
+    candidate: Candidate
+    text: str
+    vector: np.ndarray
+    decisions: dict[str, Decision]
 
 
 def _check_resumable(output: Path, config: GenerateConfig, policies: Sequence[Policy]) -> None:
@@ -187,17 +138,29 @@ def _validate(config: GenerateConfig) -> None:
         problems.append("--num-per-label must be at least 1")
     if config.texts_per_request < 1:
         problems.append("--texts-per-request must be at least 1")
-    if config.max_rounds < 1 or config.oversample <= 0:
-        problems.append("--max-rounds must be at least 1 and --oversample above 0")
+    if config.max_rounds < 0 or config.oversample <= 0:
+        problems.append("--max-rounds must be 0 or more and --oversample above 0")
     if not (config.validation_fraction >= 0 and config.test_fraction >= 0 and config.validation_fraction + config.test_fraction < 1):
         problems.append("--validation-fraction and --test-fraction must be >= 0 and sum to less than 1")
-    for name in ("hard_negative_fraction", "augment_jailbreak_fraction", "augment_obfuscate_fraction"):
+    for name in (
+        "hard_negative_fraction",
+        "augment_jailbreak_fraction",
+        "augment_obfuscate_fraction",
+        "min_generated_fraction",
+        "max_source_share",
+        "cross_policy_share",
+        "topical_share",
+    ):
         if not 0 <= getattr(config, name) <= 1:
             problems.append(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if config.cross_policy_share + config.topical_share > 1:
+        problems.append("--cross-policy-share and --topical-share must add up to at most 1")
     if config.batch_size < 1 or config.concurrency < 1:
         problems.append("--batch-size and --concurrency must be at least 1")
-    if config.max_retries < 0 or config.parse_retries < 0:
-        problems.append("--max-retries and --parse-retries must be 0 or more")
+    if config.max_retries < 0 or config.parse_retries < 0 or config.max_per_corpus < 0:
+        problems.append("--max-retries, --parse-retries and --max-per-corpus must be 0 or more")
+    if config.jailbreak_recombinations < 0 or config.injection_recombinations < 0:
+        problems.append("--jailbreak-recombinations and --injection-recombinations must be 0 or more")
     if config.min_chars > config.max_chars:
         problems.append("--min-chars must not exceed --max-chars")
     if problems:
@@ -241,6 +204,27 @@ def _interleave(plans: Sequence[list[GenerationRequest]]) -> list[GenerationRequ
     return ordered
 
 
+def corpus_names(config: GenerateConfig) -> list[str]:
+    """The corpora the run reads: every installed one for 'all' (missing packages named in the log)."""
+    from guardkit.data.corpora import CORPORA, installed
+
+    names = [name for value in config.corpora for name in value.split(",") if name.strip()]
+    if names in ([], ["none"]):
+        return []
+    if ALL_CORPORA in names:
+        present, missing = installed([name for name, corpus in CORPORA.items() if not corpus.eval_only])
+        if missing:
+            logger.warning("corpora not installed, skipped: %s", ", ".join(missing))
+        return present
+    unknown = sorted(set(names) - set(CORPORA))
+    if unknown:
+        raise GuardkitError(f"unknown corpora: {', '.join(unknown)}; registered: {', '.join(CORPORA)} (or 'all', 'none')")
+    eval_only = [name for name in names if CORPORA[name].eval_only]
+    if eval_only:
+        raise GuardkitError(f"{', '.join(eval_only)}: kept for evaluation only, never training material")
+    return names
+
+
 class Generation:
     """One run of `guardkit generate` over a folder."""
 
@@ -252,6 +236,12 @@ class Generation:
             raise GuardkitError("no policies given; pass shipped ids (guardkit policies list) or policy YAML files")
         self.output = Path(config.output)
         self.started = time.monotonic()
+        self.admitted: dict[str, Admitted] = {}
+        self.sources: Counter[str] = Counter()
+        self.reflection: Counter[str] = Counter()
+        self.requests_done: Counter[tuple[str, str]] = Counter()
+        self.generation_seconds = 0.0
+        self.generated_accepted = 0
 
     def run(self) -> int:
         config, output = self.config, self.output
@@ -266,107 +256,229 @@ class Generation:
         finally:
             self.store.close()
 
+    # ---------------------------------------------------------------- setup
+
+    def _labeller_settings(self) -> LabellerSettings:
+        defaults = LabellerSettings()
+        return LabellerSettings(
+            weights=defaults.weights,
+            abstain_margin=defaults.abstain_margin if self.config.abstain_margin is None else self.config.abstain_margin,
+            prior_shift=defaults.prior_shift if self.config.prior_shift is None else self.config.prior_shift,
+            scope_gate=defaults.scope_gate,
+            llm_band=defaults.llm_band,
+            lr_c=defaults.lr_c,
+        )
+
+    def _references(self) -> tuple[dict[str, list[str]], list[str]]:
+        """Every evaluation set (policy-bench, policy-following, offline-corpora's eval side, cached public
+        benchmarks) and each --decontaminate set, by name."""
+        from guardkit.data.evaluation_sets import evaluation_texts
+        from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR
+
+        references, notes = evaluation_texts(DEFAULT_POLICY_BENCH_DIR, {"policy-following": Path(DEFAULT_POLICY_FOLLOWING_DIR)})
+        for spec in self.config.decontaminate:
+            references[Path(spec).name or spec] = load_reference_texts(spec)
+        return references, notes
+
     def _run(self) -> int:
         config = self.config
-        self.backend: GeneratorBackend = get_backend(config.backend)(config.generator, **_backend_options(config))
-        self.style = self.backend.default_prompt_style() if config.prompt_style == "auto" else config.prompt_style
-        self.embedder = Embedder(config.encoder, device=config.device)
-        seeds = load_seed_material(config.seed_corpora)
-        self.seed_material = seeds
-        unsafe_seeds = seeds_per_behaviour(list(self.policies.values()), seeds.prompts, self.embedder.embed)
-        self.ranked_pools = {policy_id: self._ranked_pools(policy, unsafe_seeds.get(policy_id, {})) for policy_id, policy in self.policies.items()}
-        needs_judge = config.reflection != "off" or len(self.policies) > 1
-        self.judge = _make_judge(config) if needs_judge else None
-        cached_judge = CachedJudge(self.judge, self.store) if self.judge else None
-        references = [text for spec in config.decontaminate for text in load_reference_texts(spec)]
-        self.selector = Selector(self.policies, config, self.embedder, cached_judge, references)
-        self.requests_done: Counter[tuple[str, str]] = Counter()
-        self._generate_rounds()
-        self.backend.close()
-        balanced = self._balanced()
-        self._write(balanced, self._cross_policy_rows(cached_judge, balanced))
+        self.encoder = SentenceEncoder(config.encoder, batch_size=64, device=config.device)
+        self.judge = _make_judge(config) if config.labeller_llm else None
+        self.labeller = Labeller(
+            self.encoder, self._labeller_settings(), CachedJudge(self.judge, self.store) if self.judge else None, list(self.policies.values())
+        )
+        references, self.reference_notes = self._references()
+        self.reference_counts = {name: len(texts) for name, texts in references.items()}
+        protected = sorted({normalise_text(text) for policy in self.policies.values() for text, _ in policy.all_examples()})
+        self.cleaner = Cleaner(config, references, protected, self.encoder.encode(protected))
+        self.corpora = corpus_names(config)
+        corpus = corpus_candidates(self.corpora, config.max_per_corpus, config.seed)
+        self._admit(corpus, "corpus")
+        self._admit(self._recombinations(), "recombined")
+        self.backend: GeneratorBackend | None = None
+        if config.max_rounds > 0:
+            self.backend = get_backend(config.backend)(config.generator, **_backend_options(config))
+            self.style = self.backend.default_prompt_style() if config.prompt_style == "auto" else config.prompt_style
+            self._generate_rounds()
+            self.backend.close()
+        selected = {policy_id: self._select(policy_id) for policy_id in self.policies}
+        self._write(selected)
         if config.push_to_hub:
             from guardkit.hub import push_folder
 
             push_folder(self.output, config.push_to_hub)
         return 0
 
+    # ---------------------------------------------------------------- admission and labelling
+
+    def _admit(self, candidates: Sequence[Candidate], what: str) -> list[Admitted]:
+        """Clean, embed and label `candidates` under every policy; returns those admitted."""
+        survivors = []
+        for candidate in candidates:
+            text = normalise_text(candidate.text)
+            reason = self.cleaner.cheap(text)
+            if reason:
+                self.cleaner.dropped[reason] += 1
+            else:
+                survivors.append((candidate, text))
+        if not survivors:
+            return []
+        vectors = self.encoder.encode([text for _, text in survivors], progress=len(survivors) > 2000)
+        kept = []
+        for (candidate, text), vector in zip(survivors, vectors):
+            reason = self.cleaner.embedded(vector)
+            if reason:
+                self.cleaner.dropped[reason] += 1
+            else:
+                kept.append(Admitted(candidate, text, vector, {}))
+        self._label(kept, what)
+        for item in kept:
+            self.admitted[item.candidate.id] = item
+            self.sources[item.candidate.source] += 1
+        return kept
+
+    def _label(self, items: list[Admitted], what: str) -> None:
+        if not items:
+            return
+        vectors = np.stack([item.vector for item in items])
+        for policy_id, policy in tqdm(self.policies.items(), desc=f"labelling {what} ({len(items)} texts)", unit="policy", leave=False):
+            inherited = [self._inherited(item, policy_id) for item in items]
+            todo = [index for index, decision in enumerate(inherited) if decision is None]
+            if todo:
+                decisions = self.labeller.label(
+                    policy,
+                    [items[index].text for index in todo],
+                    vectors[todo],
+                    priors=[items[index].candidate.prior for index in todo],
+                    intended_rules=[items[index].candidate.intended_rule if items[index].candidate.target_policy == policy_id else None for index in todo],
+                )
+                for index, decision in zip(todo, decisions):
+                    inherited[index] = decision
+            for item, decision in zip(items, inherited):
+                item.decisions[policy_id] = self._reflect(item, policy_id, decision)
+
+    def _inherited(self, item: Admitted, policy_id: str) -> Decision | None:
+        """The decision that holds by construction (forced) or through the parts of a recombination, else None."""
+        candidate = item.candidate
+        if policy_id in candidate.forced:
+            label = candidate.forced[policy_id]
+            rules = self.labeller.model(self.policies[policy_id]).unsafe_rules(item.vector, None) if label == "unsafe" else ()
+            return Decision(label, 1.0 if label == "unsafe" else 0.0, {"by-construction": 1.0}, rules)
+        if not candidate.parts:
+            return None
+        parts = [self.admitted[part].decisions[policy_id] for part in candidate.parts if part in self.admitted]
+        if len(parts) < len(candidate.parts):
+            return Decision(None, 0.5, {"inherited": 0.0})
+        if any(part.label == "unsafe" for part in parts):
+            rules = tuple(dict.fromkeys(rule for part in parts if part.label == "unsafe" for rule in part.rules))
+            return Decision("unsafe", max(part.score for part in parts), {"inherited": 1.0}, rules)
+        if all(part.label == "safe" for part in parts):
+            return Decision("safe", max(part.score for part in parts), {"inherited": -1.0}, ())
+        return Decision(None, 0.5, {"inherited": 0.0})
+
+    def _reflect(self, item: Admitted, policy_id: str, decision: Decision) -> Decision:
+        """Self-reflection on a generated text under the policy it was asked for: accept, relabel or drop."""
+        candidate = item.candidate
+        if candidate.target_policy != policy_id:
+            return decision
+        intended, mode = candidate.intended_label, self.config.reflection
+        if mode == "off":
+            self.reflection["kept_as_asked"] += 1
+            return Decision(intended, decision.score, decision.components, decision.rules if decision.label == intended else ())
+        if decision.label is None:
+            self.reflection["dropped_labeller_abstained"] += 1
+            return decision
+        if decision.label == intended:
+            self.reflection["agreed"] += 1
+            return decision
+        if mode == "drop":
+            self.reflection["dropped_labeller_disagreed"] += 1
+            return Decision(None, decision.score, decision.components)
+        self.reflection["relabelled"] += 1
+        return decision
+
+    def _recombinations(self) -> list[Candidate]:
+        from guardkit.data.corpora import jailbreak_templates
+
+        config = self.config
+        harmful = [item.candidate for item in self.admitted.values() if item.candidate.prior == HARMFUL and not item.candidate.forced and self._unsafe_anywhere(item)]
+        templates = jailbreak_templates("train", max_chars=config.max_chars) if "jailbreak" in self.policies and self.corpora else {}
+        injections = [item.candidate for item in self.admitted.values() if "prompt_injection" in item.candidate.forced]
+        documents = [item.candidate for item in self.admitted.values() if item.candidate.prior == "benign" and len(item.text) >= 200]
+        recombined = jailbreak_recombinations(templates, harmful, config.jailbreak_recombinations, config.seed, config.max_chars)
+        if "prompt_injection" in self.policies:
+            recombined += injection_recombinations(documents, injections, config.injection_recombinations, config.seed, config.max_chars)
+        return recombined
+
+    def _unsafe_anywhere(self, item: Admitted) -> bool:
+        return any(decision.label == "unsafe" for decision in item.decisions.values())
+
     # ---------------------------------------------------------------- generation
 
-    def _ranked_pools(self, policy: Policy, unsafe_seeds: dict[str, list[str]]) -> dict[tuple[str, str], list[str]]:
-        """Few-shot candidates per (kind, behaviour), most similar to the behaviour first (base encoder)."""
-        kinds = (("unsafe", policy.disallowed), ("hard_negative", policy.disallowed), ("safe", policy.allowed))
-        pools = {(kind, behaviour): example_pool(policy, kind, unsafe_seeds.get(behaviour, ())) for kind, behaviours in kinds for behaviour in behaviours}
-        texts = sorted({text for pool in pools.values() for text in pool})
-        vectors = dict(zip(texts, self.embedder.embed(texts)))
-        queries = sorted({behaviour for _, behaviour in pools})
-        query_vectors = dict(zip(queries, self.embedder.embed([f"{policy.name}: {behaviour}" for behaviour in queries])))
-        ranked = {}
-        for (kind, behaviour), pool in pools.items():
-            similarity = np.array([vectors[text] @ query_vectors[behaviour] for text in pool])
-            ranked[(kind, behaviour)] = [pool[index] for index in np.argsort(-similarity, kind="stable")]
-        return ranked
+    def _available(self, policy_id: str, label: str) -> int:
+        return sum(item.decisions[policy_id].label == label for item in self.admitted.values())
 
-    def _requests_per_label(self, round_index: int) -> dict[str, dict[str, int]]:
+    def _generated_available(self, policy_id: str, label: str) -> int:
+        return sum(
+            item.candidate.source == "generated" and item.candidate.target_policy == policy_id and item.decisions[policy_id].label == label
+            for item in self.admitted.values()
+        )
+
+    def _wanted(self, policy_id: str, label: str) -> int:
+        """Texts still to generate for (policy, label): the quota's deficit, or at least the generated share of safe rows."""
         config = self.config
-        first = math.ceil(config.num_per_label * config.oversample / config.texts_per_request)
-        plan: dict[str, dict[str, int]] = {}
-        for policy in self.policies:
-            plan[policy] = {}
-            for label in LABELS:
-                deficit = config.num_per_label - self.selector.counts[(policy, label)]
-                if round_index == 0:
-                    # Fixed, not deficit-based: a resumed run must plan the same first round as the original.
-                    plan[policy][label] = first
-                elif deficit > 0:
-                    done = self.requests_done[(policy, label)]
-                    per_request = self.selector.counts[(policy, label)] / done if done else 0.0
-                    plan[policy][label] = min(first, math.ceil(deficit / max(per_request, 0.5)))
-        return plan
+        deficit = config.num_per_label - self._available(policy_id, label)
+        floor = math.ceil(config.num_per_label * config.min_generated_fraction) - self._generated_available(policy_id, label) if label == "safe" else 0
+        return max(deficit, floor, 0)
 
     def _generate_rounds(self) -> None:
         config = self.config
         by_round: dict[int, list[dict]] = defaultdict(list)
         for candidate in self.store.candidates:
             by_round[int(candidate["request_id"].split("/")[0][1:])].append(candidate)
-        needed = len(self.policies) * len(LABELS) * config.num_per_label
+        started = time.monotonic()
+        accepted_before = sum(1 for item in self.admitted.values() if item.candidate.source == "generated")
         with tqdm(desc="generating", unit="request", total=0, dynamic_ncols=True) as bar:
             for round_index in range(config.max_rounds):
-                if round_index and self.selector.all_done():
+                # Replay what an interrupted run already stored for this round before planning more.
+                self._admit_generated(by_round.pop(round_index, []))
+                wanted = {(policy_id, label): self._wanted(policy_id, label) for policy_id in self.policies for label in LABELS}
+                if not any(wanted.values()):
                     break
+                factor = config.oversample if round_index == 0 else 1.0
                 plans = [
                     plan_requests(
                         self.policies[policy_id],
                         round_index,
-                        {label: count},
+                        {label: math.ceil(count * factor / config.texts_per_request)},
                         config.seed,
                         config.texts_per_request,
                         config.hard_negative_fraction,
-                        self.ranked_pools[policy_id],
                     )
-                    for policy_id, counts in self._requests_per_label(round_index).items()
-                    for label, count in counts.items()
+                    for (policy_id, label), count in wanted.items()
+                    if count > 0
                 ]
                 requests = _interleave(plans)
-                # Replay what an interrupted run already stored for this round before generating more.
-                self.selector.add(by_round.pop(round_index, []))
-                for request in requests:
-                    if request.id in self.store.finished:
-                        self.requests_done[(request.policy, request.label)] += 1
                 pending = [request for request in requests if request.id not in self.store.finished]
                 bar.total += len(requests)
                 bar.update(len(requests) - len(pending))
-                bar.set_postfix(round=round_index, accepted=f"{sum(self.selector.counts.values())}/{needed}")
-                self._run_pending(pending, bar, needed)
+                self._run_pending(pending, bar)
+        self.generation_seconds = time.monotonic() - started
+        self.generated_accepted = sum(
+            1
+            for item in self.admitted.values()
+            if item.candidate.source == "generated" and item.decisions[item.candidate.target_policy].label is not None
+        ) - accepted_before
 
-    def _chunk_size(self) -> int:
-        return self.config.batch_size * 2 if self.backend.name == "transformers" else self.config.concurrency * 2
+    def _still_wanted(self, request: GenerationRequest) -> bool:
+        return self._wanted(request.policy, request.label) > 0
 
-    def _run_pending(self, pending: list[GenerationRequest], bar, needed: int) -> None:
+    def _run_pending(self, pending: list[GenerationRequest], bar) -> None:
+        chunk_size = self.config.batch_size * 2 if self.backend.name == "transformers" else self.config.concurrency * 2
         while pending:
-            wanted = [request for request in pending if self.selector.needs(request.policy, request.label)]
+            wanted = [request for request in pending if self._still_wanted(request)]
             bar.total -= len(pending) - len(wanted)
-            chunk, pending = wanted[: self._chunk_size()], wanted[self._chunk_size() :]
+            chunk, pending = wanted[:chunk_size], wanted[chunk_size:]
             if not chunk:
                 break
             fresh: list[dict] = []
@@ -382,22 +494,35 @@ class Generation:
                     if candidates:
                         self.store.record_done(request.id, candidates)
                         fresh.extend(self.store.candidates[-len(candidates) :])
-                        self.requests_done[(request.policy, request.label)] += 1
                         bar.update(1)
                         return
                     give_up = self.store.unparseable_attempts[request.id] + 1 > self.config.parse_retries
                     logger.warning("unparseable response for %s%s: %r", request.id, " (giving up)" if give_up else "", response.text[:200])
                     self.store.record_unparseable(request.id, response.text, give_up)
                     if give_up:
-                        self.requests_done[(request.policy, request.label)] += 1
                         bar.update(1)
                     else:
                         retry.append(request)
 
                 self.backend.run(prompts, on_response)
                 todo = retry
-            self.selector.add(fresh)
-            bar.set_postfix(accepted=f"{sum(self.selector.counts.values())}/{needed}", candidates=len(self.store.candidates))
+            self._admit_generated(fresh)
+            bar.set_postfix(admitted=len(self.admitted), candidates=len(self.store.candidates))
+
+    def _admit_generated(self, records: Sequence[dict]) -> None:
+        candidates = [
+            Candidate(
+                id=record["id"],
+                text=record["text"],
+                source="generated",
+                register=record.get("register", ""),
+                target_policy=record["policy"],
+                intended_label=record["label"],
+                intended_rule=record["behaviour"],
+            )
+            for record in records
+        ]
+        self._admit(candidates, "generated")
 
     def _parse(self, request: GenerationRequest, response: Response) -> list[dict]:
         if self.style == "list":
@@ -411,81 +536,103 @@ class Generation:
                 "kind": request.kind,
                 "label": request.label,
                 "behaviour": request.behaviour,
+                "register": request.axes.get("format", ""),
                 "text": item.text,
                 "rationale": item.rationale,
             }
             for index, item in enumerate(parsed[: request.count])
         ]
 
+    # ---------------------------------------------------------------- selection
+
+    def _safe_group(self, item: Admitted, policy_id: str, topical: float) -> str:
+        if any(decision.label == "unsafe" for other, decision in item.decisions.items() if other != policy_id):
+            return "cross-policy"
+        return "topical" if topical >= TOPICAL_SIMILARITY else "general"
+
+    def _select(self, policy_id: str) -> list[Admitted]:
+        """--num-per-label rows per label for one policy (both labels cut to the smaller count)."""
+        config = self.config
+        model = self.labeller.model(self.policies[policy_id])
+        items = list(self.admitted.values())
+        by_label = {label: [item for item in items if item.decisions[policy_id].label == label] for label in LABELS}
+        unsafe = _diverse(by_label["unsafe"], policy_id, config.num_per_label, config.max_source_share)
+        safe_items = by_label["safe"]
+        topical = nearest_mean_similarity(np.stack([item.vector for item in safe_items]), model.unsafe, 3) if safe_items else np.zeros(0)
+        groups = {group: [] for group in SAFE_GROUPS}
+        for item, value in zip(safe_items, topical):
+            groups[self._safe_group(item, policy_id, value)].append(item)
+        shares = {"cross-policy": config.cross_policy_share, "topical": config.topical_share}
+        shares["general"] = 1 - sum(shares.values())
+        safe: list[Admitted] = []
+        for group in SAFE_GROUPS:
+            safe += _diverse(groups[group], policy_id, round(config.num_per_label * shares[group]), config.max_source_share)
+        taken = {id(item) for item in safe}
+        spill = [item for group in SAFE_GROUPS for item in groups[group] if id(item) not in taken]
+        safe += _diverse(spill, policy_id, config.num_per_label - len(safe), 1.0)
+        size = min(len(unsafe), len(safe), config.num_per_label)
+        if size < config.num_per_label:
+            logger.warning(
+                "policy '%s': %d rows per label of %d asked (unsafe available %d, safe %d); add corpora, raise --max-rounds, "
+                "or use a stronger --generator",
+                policy_id, size, config.num_per_label, len(by_label["unsafe"]), len(by_label["safe"]),
+            )
+        return unsafe[:size] + safe[:size]
+
     # ---------------------------------------------------------------- assembly
 
-    def _balanced(self) -> dict[str, list[dict]]:
-        """Accepted rows per policy with both labels cut to the smaller count (kept in acceptance order)."""
-        per_policy: dict[str, list[dict]] = {}
-        for policy_id in self.policies:
-            rows = [row for row in self.selector.accepted if row["policy"] == policy_id]
-            size = min(sum(row["label"] == label for row in rows) for label in LABELS)
-            kept, taken = [], Counter()
-            for row in rows:
-                if taken[row["label"]] < size:
-                    kept.append(row)
-                    taken[row["label"]] += 1
-            self.selector.dropped["class_balance"] += len(rows) - len(kept)
-            if size < self.config.num_per_label:
-                logger.warning(
-                    "policy '%s': only %d accepted examples per label of %d asked; rerun with a larger --max-rounds or "
-                    "--oversample (it resumes), or use a stronger --generator / --judge",
-                    policy_id, size, self.config.num_per_label,
-                )
-            per_policy[policy_id] = kept
-        return per_policy
+    def _row(self, item: Admitted, policy_id: str) -> dict:
+        decision = item.decisions[policy_id]
+        candidate = item.candidate
+        components = ", ".join(f"{name} {value:+.2f}" for name, value in decision.components.items())
+        asked = f"asked for {candidate.intended_label} ({candidate.intended_rule}); " if candidate.target_policy == policy_id else ""
+        return {
+            "origin": candidate.id,
+            "text": item.text,
+            "label": decision.label,
+            "policy": policy_id,
+            "source": candidate.source,
+            "rationale": f"{asked}labeller P(unsafe)={decision.score:.3f} ({components})",
+            "rules": list(decision.rules),
+        }
 
-    def _cross_policy_rows(self, judge: CachedJudge | None, balanced: dict[str, list[dict]]) -> list[dict]:
-        """For each policy, texts accepted for other policies, labelled by the judge under this policy."""
-        if judge is None or len(self.policies) < 2:
-            return []
+
+    def _cross_rows(self, selected: dict[str, list[Admitted]]) -> list[dict]:
+        """Multitask extras: per policy, texts selected for other policies, labelled under this one."""
         per_policy = self.config.cross_policy_per_policy or max(1, self.config.num_per_label // 2)
         rows = []
-        for target in self.policies.values():
-            others = [row for policy_id, policy_rows in balanced.items() if policy_id != target.id for row in policy_rows]
-            rng = random.Random(stable_seed(self.config.seed, "cross_policy", target.id))
-            unsafe = [row for row in others if row["label"] == "unsafe"]
-            safe = [row for row in others if row["label"] == "safe"]
-            # Mostly texts unsafe elsewhere: they are the negatives an instruction-conditioned guard must learn.
-            take_unsafe = min(len(unsafe), math.ceil(per_policy * 0.75))
-            chosen = rng.sample(unsafe, take_unsafe) + rng.sample(safe, min(len(safe), per_policy - take_unsafe))
-            verdicts = judge.verdicts(target, [row["text"] for row in chosen])
-            for row, verdict in zip(chosen, verdicts):
-                if verdict is not None:
-                    rows.append(
-                        {
-                            "origin": row["origin"],
-                            "policy": target.id,
-                            "label": verdict.label,
-                            "text": row["text"],
-                            "source": f"cross_policy:{row['policy']}",
-                            "rationale": f"judged under {target.id}: {verdict.rationale}",
-                        }
-                    )
+        for policy_id in self.policies:
+            own = {item.candidate.id for item in selected[policy_id]}
+            others = {item.candidate.id: item for other, items in selected.items() if other != policy_id for item in items if item.candidate.id not in own}
+            pool = [item for item in others.values() if item.decisions[policy_id].label is not None]
+            pool.sort(key=lambda item: stable_fraction(self.config.seed, "cross", policy_id, item.candidate.id))
+            # Texts unsafe elsewhere first: the negatives an instruction-reading guard must learn to let through.
+            pool.sort(key=lambda item: not any(d.label == "unsafe" for other, d in item.decisions.items() if other != policy_id))
+            rows += [self._row(item, policy_id) for item in pool[:per_policy]]
         return rows
 
-    def _write(self, balanced: dict[str, list[dict]], cross_rows: list[dict]) -> None:
+    def _write(self, selected: dict[str, list[Admitted]]) -> None:
         config, output = self.config, self.output
         # The card marks a finished folder (make's target): a stale one must not vouch for half-written splits.
         (output / "README.md").unlink(missing_ok=True)
-        templates = {**BUILTIN_JAILBREAK_TEMPLATES, **self.seed_material.templates}
+        # A text is in one split under every policy; stratified by the policy and label it was first selected for.
+        origins = {}
+        for policy_id, items in selected.items():
+            for item in items:
+                origins.setdefault(item.candidate.id, (item.candidate.id, policy_id, item.decisions[policy_id].label))
+        split_of = assign_splits(origins.values(), config.validation_fraction, config.test_fraction, config.seed)
+        for item in self.admitted.values():
+            split_of.setdefault(item.candidate.id, "train")
         default_rows, augmentation = [], Counter()
-        for policy_id, rows in balanced.items():
+        templates = BUILTIN_JAILBREAK_TEMPLATES
+        for policy_id, items in selected.items():
             rng = random.Random(stable_seed(config.seed, "augment", policy_id))
-            augmented, counts = augment_policy_rows(rows, templates, config.augment_jailbreak_fraction, config.augment_obfuscate_fraction, rng)
+            augmented, counts = augment_policy_rows(
+                [self._row(item, policy_id) for item in items], templates, config.augment_jailbreak_fraction, config.augment_obfuscate_fraction, rng
+            )
             default_rows += augmented
             augmentation.update(counts)
-        splits = assign_splits(
-            {(row["origin"], row["policy"], row["label"]) for rows in balanced.values() for row in rows},
-            config.validation_fraction,
-            config.test_fraction,
-            config.seed,
-        )
+        cross_rows = self._cross_rows(selected)
         configs = {"default": default_rows, "multitask": default_rows + cross_rows}
         split_rows: dict[str, dict[str, int]] = {}
         counts: dict[str, dict] = {}
@@ -493,7 +640,7 @@ class Generation:
             split_rows[config_name] = {}
             counts[config_name] = defaultdict(lambda: defaultdict(dict))
             for split in SPLITS:
-                members = [row for row in rows if splits[row["origin"]] == split]
+                members = [row for row in rows if split_of[row["origin"]] == split]
                 random.Random(stable_seed(config.seed, "order", config_name, split)).shuffle(members)
                 path = split_file(output, split, config_name)
                 path.unlink(missing_ok=True)  # an empty split is left out (datasets cannot load it), also after a rerun
@@ -503,99 +650,139 @@ class Generation:
                     split_rows[config_name][split] = len(members)
                 for policy_id in self.policies:
                     for label in LABELS:
-                        counts[config_name][policy_id][label][split] = sum(
-                            row["policy"] == policy_id and row["label"] == label for row in members
-                        )
-        stats = self._stats(balanced, augmentation, counts, cross_rows)
+                        counts[config_name][policy_id][label][split] = sum(row["policy"] == policy_id and row["label"] == label for row in members)
+        stats = self._stats(selected, default_rows, augmentation, counts)
         (output / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
-        examples = self._example_rows(default_rows, splits)
         card = render_card(
-            name=f"guardkit synthetic guardrail data: {', '.join(self.policies)}",
+            name=f"guardkit guardrail data: {', '.join(self.policies)}",
             policies=list(self.policies.values()),
             split_rows=split_rows,
             stats=stats,
             generation=asdict(config),
-            examples=examples,
+            examples=self._example_rows(default_rows, split_of),
             license=config.license,
         )
         card.save(output / "README.md")
-        generated = sum(len(rows) for rows in balanced.values())
         print(
             f"wrote {output}: {split_rows['default']} rows (default), {split_rows['multitask']} (multitask); "
-            f"{stats['accepted_per_minute']:.1f} accepted examples/minute in this run"
+            f"{stats['rows_per_label']['min']}-{stats['rows_per_label']['max']} rows per label and policy"
         )
-        if not generated:
+        if not default_rows:
             raise GuardkitError(
-                f"no example was accepted for any policy; candidates are kept in {output / 'candidates.jsonl'}. "
-                "Rerun with a larger --max-rounds or --oversample, --reflection relabel, or a stronger --generator"
+                f"no row was selected for any policy; candidates are kept in {output / 'candidates.jsonl'}. Install the corpora "
+                "(make setup), rerun with a larger --max-rounds, or use a stronger --generator"
             )
 
-    def _example_rows(self, rows: list[dict], splits: dict[str, str]) -> list[dict]:
-        examples = []
-        for policy_id in self.policies:
-            for label in LABELS:
-                match = next((row for row in rows if row["policy"] == policy_id and row["label"] == label and splits[row["origin"]] == "train"), None)
-                if match:
-                    examples.append(match)
-        return examples
+    def _example_rows(self, rows: list[dict], split_of: dict[str, str]) -> list[dict]:
+        """One training row per policy, label and kind of source, for the card."""
+        seen, examples = set(), []
+        for row in rows:
+            key = (row["policy"], row["label"], row["source"].split(":")[0])
+            if key not in seen and split_of[row["origin"]] == "train":
+                seen.add(key)
+                examples.append(row)
+        return sorted(examples, key=lambda row: (row["policy"], row["label"], row["source"]))
 
-    def _stats(self, balanced: dict[str, list[dict]], augmentation: Counter, counts: dict, cross_rows: list[dict]) -> dict:
-        selector = self.selector
+    def _stats(self, selected: dict[str, list[Admitted]], rows: list[dict], augmentation: Counter, counts: dict) -> dict:
+        from guardkit.data.corpora import corpus_info
+
         elapsed = time.monotonic() - self.started
-        accepted = sum(len(rows) for rows in balanced.values())
+        per_label = [len(items) // 2 for items in selected.values()]
+        by_source: dict[str, dict[str, dict[str, int]]] = {}
+        for row in rows:
+            source = row["source"] if not row["source"].startswith("augment:") else "augment"
+            by_source.setdefault(row["policy"], {}).setdefault(row["label"], Counter())[source] += 1
+        # Cross-policy matrix: rows of policy p (by label) whose text is unsafe under policy q.
+        matrix = {
+            policy_id: {
+                label: {
+                    other: sum(item.decisions[policy_id].label == label and item.decisions[other].label == "unsafe" for item in items)
+                    for other in self.policies
+                    if other != policy_id
+                }
+                for label in LABELS
+            }
+            for policy_id, items in selected.items()
+        }
+        abstained = {policy_id: sum(item.decisions[policy_id].label is None for item in self.admitted.values()) for policy_id in self.policies}
         statuses = Counter(self.store.finished.values())
+        generation_minutes = self.generation_seconds / 60
         return {
-            "generator": self.backend.describe(),
-            "prompt_style": self.style,
-            "judge": self._judge_description(),
+            "rows_per_label": {"min": min(per_label, default=0), "max": max(per_label, default=0), "per_policy": dict(zip(selected, per_label))},
+            "sources": {policy: {label: dict(sorted(values.items())) for label, values in labels.items()} for policy, labels in by_source.items()},
+            "cross_policy_matrix": matrix,
+            "candidates": {"admitted": len(self.admitted), "by_source": dict(sorted(self.sources.items()))},
+            "labeller": {
+                **self.labeller.describe(),
+                "abstained": abstained,
+                "policy_bench_estimate": self._label_accuracy_estimate(),
+            },
+            "reflection": dict(sorted(self.reflection.items())),
+            "filtering": dict(sorted(self.cleaner.dropped.items())),
+            "decontamination": {
+                "sets": self.reference_counts,
+                "removed": dict(sorted(self.cleaner.contaminated.items())),
+                "notes": self.reference_notes,
+            },
+            "generator": (self.backend.describe() if self.backend else {"backend": "none"}),
+            "prompt_style": getattr(self, "style", None),
             "requests": {
                 "done": statuses.get("done", 0),
                 "failed": statuses.get("failed", 0),
                 "unparseable": sum(self.store.unparseable_attempts.values()),
             },
-            "candidates": len(self.store.candidates),
-            "filtering": {reason: selector.dropped[reason] for reason in sorted(selector.dropped)},
-            "reflection": [
-                {"policy": policy, "label": label, "judged": selector.judged[(policy, label)], "agreed": selector.agreed[(policy, label)]}
-                for policy in self.policies
-                for label in LABELS
-            ],
-            "relabelled": selector.relabelled,
+            "generated_accepted": self.generated_accepted,
+            "generation_minutes": round(generation_minutes, 2),
+            "generated_accepted_per_minute": round(self.generated_accepted / generation_minutes, 1) if generation_minutes > 0 else None,
             "augmentation": dict(sorted(augmentation.items())),
-            "cross_policy_rows": dict(Counter(row["label"] for row in cross_rows)),
+            "corpora": corpus_info(self.corpora) if self.corpora else [],
             "counts": {name: {policy: {label: dict(splits) for label, splits in labels.items()} for policy, labels in value.items()} for name, value in counts.items()},
-            "diversity": [self._diversity(policy_id, rows) for policy_id, rows in balanced.items()],
-            "seed_corpora": self.seed_material.provenance,
             "elapsed_seconds": round(elapsed, 1),
-            "accepted_per_minute": accepted / (elapsed / 60) if elapsed > 0 else 0.0,
         }
 
-    def _judge_description(self) -> dict:
-        if self.judge is None:
-            return {"kind": "none", "model": "none"}
-        description = self.judge.describe()
-        kind = "verdict-token logits, KV-cached policy prefix" if isinstance(self.judge, LogitJudge) else "chat, JSON verdict"
-        return {**description, "kind": kind, "model": self.config.judge or self.config.generator}
+    def _label_accuracy_estimate(self) -> dict[str, dict[str, float]]:
+        """The labeller, as configured here, on policy-bench's test half of each policy that has a file there."""
+        from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR
+        from guardkit.evaluate.harness import read_policy_bench
 
-    def _diversity(self, policy_id: str, rows: list[dict]) -> dict:
-        texts = [row["text"] for row in rows]
-        bigrams = [gram for text in texts for gram in _bigrams(text)]
-        vectors = np.stack([self.selector.vectors[row["origin"]] for row in rows]) if rows else np.zeros((0, 1))
-        similarity = None
-        if len(vectors) > 1:
-            matrix = vectors @ vectors.T
-            similarity = float((matrix.sum() - np.trace(matrix)) / (len(vectors) * (len(vectors) - 1)))
-        return {
-            "policy": policy_id,
-            "texts": len(texts),
-            "distinct2": round(len(set(bigrams)) / len(bigrams), 3) if bigrams else None,
-            "similarity": round(similarity, 3) if similarity is not None else None,
-        }
+        estimate = {}
+        for policy_id, policy in self.policies.items():
+            path = Path(DEFAULT_POLICY_BENCH_DIR) / f"{policy_id}.jsonl"
+            if not path.is_file():
+                continue
+            rows = [row for row in read_policy_bench(path) if row.half == "test" and row.policy == policy_id]
+            if not rows or policy != self._shipped(policy_id):
+                continue
+            decisions = self.labeller.label(policy, [row.text for row in rows], self.encoder.encode([row.text for row in rows]))
+            labels = np.array([row.label for row in rows])
+            kept = np.array([decision.label is not None for decision in decisions])
+            flagged = np.array([decision.label == "unsafe" for decision in decisions])
+            accuracy = None
+            if kept.any() and len(set(labels[kept])) == 2:
+                accuracy = float((flagged[kept & (labels == 1)].mean() + (~flagged[kept & (labels == 0)]).mean()) / 2)
+            estimate[policy_id] = {"rows": len(rows), "abstention": float(1 - kept.mean()), "balanced_accuracy": accuracy}
+        return estimate
+
+    def _shipped(self, policy_id: str) -> Policy | None:
+        from guardkit.policies import shipped_policies
+
+        return shipped_policies().get(policy_id)
 
 
-def _bigrams(text: str) -> list[tuple[str, ...]]:
-    words = text.lower().split()
-    return [tuple(words[index : index + 2]) for index in range(len(words) - 1)]
+def _diverse(items: Sequence[Admitted], policy_id: str, count: int, max_share: float) -> list[Admitted]:
+    """Up to `count` items, the most confidently labelled first, no source above max_share of `count`."""
+    if count <= 0 or not items:
+        return []
+    cap = max(1, math.ceil(count * max_share))
+    taken: Counter[str] = Counter()
+    chosen: list[Admitted] = []
+    for item in sorted(items, key=lambda item: (-item.decisions[policy_id].margin, item.candidate.id)):
+        if taken[item.candidate.source] < cap:
+            taken[item.candidate.source] += 1
+            chosen.append(item)
+            if len(chosen) == count:
+                break
+    return chosen
 
 
 def generate(config: GenerateConfig) -> int:

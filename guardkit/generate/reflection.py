@@ -144,8 +144,12 @@ class CachedJudge:
             results.append((record["score"], record["rationale"]) if record is not None else fresh.get(text))
         return results
 
+    def threshold(self, policy: Policy) -> float:
+        """The judge's decision threshold on P(unsafe) under `policy` (calibrated once per policy)."""
+        return self.judge.threshold(policy, self._calibration_scores)
+
     def verdicts(self, policy: Policy, texts: Sequence[str]) -> list[Verdict | None]:
-        threshold = self.judge.threshold(policy, self._calibration_scores)
+        threshold = self.threshold(policy)
         results = []
         for result in self.scores(policy, texts):
             if result is None:

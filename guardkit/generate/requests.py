@@ -6,12 +6,12 @@ the same request ids, so finished ones are skipped on resume.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from guardkit.policies import Policy
+from guardkit.stable_random import stable_seed
 
 # The intended label of each kind; hard negatives share the topic of the disallowed behaviours but are allowed.
 KIND_LABELS = {"unsafe": "unsafe", "safe": "safe", "hard_negative": "safe"}
@@ -53,12 +53,6 @@ class GenerationRequest:
     @property
     def label(self) -> str:
         return KIND_LABELS[self.kind]
-
-
-def stable_seed(*parts: object) -> int:
-    """A seed that is the same in every process (Python's hash() of a str is salted per process)."""
-    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 def example_pool(policy: Policy, kind: str, seeds: Sequence[str] = ()) -> list[str]:

@@ -76,16 +76,14 @@ class MergeConfig:
     fpr_penalty: float = field(
         default=0.0, metadata={"help": "subtract this times the mean false-positive rate over policies from the objective"}
     )
-    search_threshold: float | None = field(
-        default=None,
-        metadata={
-            "help": "P(unsafe) threshold at which trials are scored; default: each trial is calibrated on the validation "
-            "rows the way the saved UniGuard is (see --target_fpr)"
-        },
+    head_rows_per_label: int = field(
+        default=150,
+        metadata={"help": "training rows per policy and label the UniGuard's heads are fitted on, for every merged encoder (with each policy's own examples)"},
     )
+    head_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the heads' logistic regressions"})
     target_fpr: float | None = field(
         default=None,
-        metadata={"help": "calibrate the threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},
+        metadata={"help": "calibrate each policy's threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},
     )
     max_validation_rows: int = field(
         default=192,
@@ -109,7 +107,7 @@ class MergeConfig:
     compare_split: str = field(
         default="test",
         metadata={
-            "help": "after merging, write comparison.csv: per-policy F1 on this 'multitask' split of every source "
-            "(each in its own input format) and of the UniGuard; empty: skip"
+            "help": "after merging, write comparison.csv: per-policy F1 on this split of every source (each in its own "
+            "input format, at its own thresholds) and of the UniGuard; empty: skip"
         },
     )

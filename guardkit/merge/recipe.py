@@ -1,4 +1,4 @@
-"""`merge.yaml`: the recipe of a UniGuard (method, sources, weights per layer group, hyperparameters).
+"""`merge.yaml`: the recipe of a UniGuard (method, sources, weights per layer group, hyperparameters, heads).
 
 Written next to every merged guard; `guardkit merge --recipe merge.yaml --output DIR` rebuilds the
 same weights bit for bit without a search. Floats are stored by YAML with their full repr, so they
@@ -35,6 +35,16 @@ class RecipeDataset(BaseModel):
     revision: str | None = None
 
 
+class HeadSettings(BaseModel):
+    """How the per-policy heads are fitted on the merged encoder: which training rows, how regularised."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows_per_label: int = Field(default=150, ge=1, description="training rows per policy and label (a seeded sample), besides the policy's examples")
+    c: float = Field(default=1.0, gt=0, description="inverse L2 strength of each head's logistic regression")
+    seed: int = 0
+
+
 class SearchRecord(BaseModel):
     """How the weights were found (for the record; replay does not read it)."""
 
@@ -45,10 +55,10 @@ class SearchRecord(BaseModel):
     best_trial: int
     trials: int
     sampler: str
-    search_threshold: float | None
     fpr_penalty: float
     validation_rows: int
     source_values: dict[str, float] = Field(description="objective of each source alone, scored as a UniGuard")
+    fell_back_to: str | None = Field(default=None, description="the source kept as it is because no merge beat it on validation")
 
 
 class MergeRecipe(BaseModel):
@@ -64,6 +74,8 @@ class MergeRecipe(BaseModel):
     target_fpr: float | None = Field(default=None, description="threshold calibration rule: None maximises validation F1")
     sources: list[RecipeSource]
     dataset: RecipeDataset
+    heads: HeadSettings = Field(default_factory=HeadSettings)
+    pair_source: str | None = Field(default=None, description="the source copied into pair/ for policies the UniGuard never saw")
     search: SearchRecord | None = None
 
     @model_validator(mode="after")

@@ -8,13 +8,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from guardkit.guard import UNSAFE, Guard, GuardError, save_guard
+from guardkit.guard import PAIR_FOLDER, Guard, copy_guard_folder, save_guard
 from guardkit.merge.methods import get_method
 from guardkit.merge.recipe import MergeRecipe
 from guardkit.merge.workspace import MergeWorkspace
-from guardkit.train.calibration import LogitScaling, calibrate_threshold, fit_logit_scaling, score_summary, threshold_metrics
+from guardkit.train.calibration import score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
 
 RECIPE_FILE = "merge.yaml"
@@ -22,70 +21,68 @@ COMPARISON_CSV = "comparison.csv"
 COMPARISON_TABLE = "comparison.md"
 
 
-def _merge_lines(recipe: MergeRecipe) -> list[str]:
+def _merge_lines(recipe: MergeRecipe, head_accuracy: dict[str, float]) -> list[str]:
     method = get_method(recipe.merge_method)
-    over = f" (task vectors over the pre-trained encoder `{recipe.base_model}`)" if method.uses_base else ""
-    lines = [f"Merge method `{method.name}`{over}, {recipe.granularity} weights per source."]
-    if recipe.parameters or recipe.options:
-        settings = {**recipe.parameters, **recipe.options}
+    search = recipe.search
+    lines = []
+    if search is not None and search.fell_back_to:
         lines.append(
-            "Method settings: "
-            + ", ".join(f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}" for name, value in settings.items())
-            + "."
+            f"No merge beat the best source alone on validation ({search.objective} {search.value:.4f} for `{search.fell_back_to}`, "
+            f"best of {search.trials} merge trials lower): the UniGuard keeps that source's encoder."
         )
-    for source in recipe.sources:
-        weights = ", ".join(f"{group} {weight:.3f}" for group, weight in source.weights.items())
-        lines.append(f"Source `{source.model}`: {weights}.")
-    if recipe.search is not None:
-        search = recipe.search
-        lines.append(
-            f"Weights found by an Optuna {search.sampler.upper()} search: trial {search.best_trial} of {search.trials}, "
-            f"validation {search.objective} {search.value:.4f} on {search.validation_rows} rows "
-            f"(best source alone: {max(search.source_values.values()):.4f})."
-        )
+    else:
+        over = f" (task vectors over the pre-trained encoder `{recipe.base_model}`)" if method.uses_base else ""
+        lines.append(f"Encoder: merge method `{method.name}`{over}, {recipe.granularity} weights per source.")
+        if recipe.parameters or recipe.options:
+            settings = {**recipe.parameters, **recipe.options}
+            lines.append(
+                "Method settings: "
+                + ", ".join(f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}" for name, value in settings.items())
+                + "."
+            )
+        for source in recipe.sources:
+            weights = ", ".join(f"{group} {weight:.3f}" for group, weight in source.weights.items())
+            lines.append(f"Source `{source.model}`: {weights}.")
+        if search is not None:
+            lines.append(
+                f"Weights found by an Optuna {search.sampler.upper()} search: trial {search.best_trial} of {search.trials}, "
+                f"validation {search.objective} {search.value:.4f} on {search.validation_rows} rows "
+                f"(best source alone: {max(search.source_values.values()):.4f})."
+            )
+    heads = recipe.heads
+    lines.append(
+        f"One head per policy, a logistic regression (C={heads.c:g}) fitted on the encoder's features of up to {heads.rows_per_label} "
+        f"training rows per label and the policy's own examples (training accuracy {min(head_accuracy.values()):.3f}-{max(head_accuracy.values()):.3f})."
+    )
+    if recipe.pair_source:
+        lines.append(f"Policies it never saw are scored by `pair/`, a copy of the pair guard `{recipe.pair_source}`.")
     return lines
-
-
-def fold_into_head(model: torch.nn.Module, scaling: LogitScaling) -> None:
-    """Rescale the classification head so that the model's own softmax gives the scaled P(unsafe).
-
-    With logits z, scale a and shift b, the head computes a*z + b*e_unsafe: z_unsafe - z_safe becomes
-    a*(z_unsafe - z_safe) + b. In the weights, so `pipeline()` and any other reader see it too.
-    """
-    heads = [module for module in model.modules() if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels]
-    if not heads or heads[-1].bias is None:
-        raise GuardError(f"no classification head with a bias and {model.config.num_labels} outputs in {type(model).__name__}")
-    head = heads[-1]
-    with torch.no_grad():
-        head.weight.mul_(scaling.scale)
-        head.bias.mul_(scaling.scale)
-        head.bias[UNSAFE] += scaling.shift
 
 
 def save_uniguard(
     workspace: MergeWorkspace, recipe: MergeRecipe, output: Path, *, license: str, repo_id: str | None, batch_size: int
 ) -> Guard:
-    """Merge by `recipe`, rescale and calibrate on all validation rows, evaluate on test, save the guard; return it
-    as read back.
-
-    Merging squashes P(unsafe) towards 0.5 (sources' heads partly cancel) and the search, which scores F1 at
-    a re-chosen threshold, cannot see that; the Platt scaling folded into the head undoes it.
-    """
+    """Merge by `recipe`, refit the heads, calibrate each policy on all validation rows, evaluate on test, save the
+    guard (with the pair guard in pair/); return it as read back."""
     workspace.apply(workspace.recipe_plan(recipe), recipe.weights_by_group(), recipe.parameters)
+    head_accuracy = workspace.fit_heads()
     validation = workspace.encoded_split("validation")
-    scores = validation.score(workspace.scorer, batch_size)
-    scaling = fit_logit_scaling(validation.labels, scores)
-    fold_into_head(workspace.scorer.model, scaling)
-    # The threshold sits midway between two scores, so the scaled scores serve for the rescaled model's own.
-    calibration = calibrate_threshold(validation.labels, scaling.apply(scores), recipe.target_fpr)
+    thresholds = validation.calibrate(validation.score(workspace.scorer, batch_size), recipe.target_fpr)
     results = []
     if "test" in workspace.splits:
         test = workspace.encoded_split("test")
         scores = test.score(workspace.scorer, batch_size)
-        results.append(CardResult("all", score_summary(test.labels, scores, calibration.threshold)))
         for index, policy_id in enumerate(test.policy_ids):
             rows = test.policy_of_row == index
-            results.append(CardResult(policy_id, score_summary(test.labels[rows], scores[rows], calibration.threshold)))
+            if rows.any():
+                results.append(CardResult(policy_id, score_summary(test.labels[rows], scores[rows], thresholds.get(policy_id, 0.5))))
+    output.mkdir(parents=True, exist_ok=True)
+    pair_folder = None
+    default_threshold = 0.5
+    if recipe.pair_source:
+        pair = next(source for source in workspace.sources if source.name == recipe.pair_source)
+        copy_guard_folder(pair.guard.folder, output / PAIR_FOLDER)
+        pair_folder, default_threshold = PAIR_FOLDER, pair.guard.threshold
     manifest = workspace.scorer.manifest
     policies = list(workspace.policies.values())
     card = render_guard_card(
@@ -95,13 +92,15 @@ def save_uniguard(
         merged_from=[source.model for source in recipe.sources],
         datasets=[workspace.dataset],
         license=license,
-        threshold=calibration.threshold,
-        calibration=calibration.describe(),
+        threshold=default_threshold,
+        thresholds=thresholds,
+        calibration="maximum F1 per policy on validation" if recipe.target_fpr is None else f"best recall at FPR <= {recipe.target_fpr:g} per policy",
         max_length=manifest.max_length,
         results=results,
         repo_id=repo_id,
-        dataset_config="multitask",
-        training_lines=[*_merge_lines(recipe), f"{scaling.describe()} ({len(validation.labels)} rows)."],
+        dataset_config="default",
+        input_format="multilabel",
+        training_lines=_merge_lines(recipe, head_accuracy),
     )
     save_guard(
         output,
@@ -109,13 +108,16 @@ def save_uniguard(
         workspace.scorer.tokenizer,
         kind="uniguard",
         policies=policies,
-        threshold=calibration.threshold,
+        threshold=default_threshold,
+        thresholds=thresholds,
         max_length=manifest.max_length,
         base_model=manifest.base_model,
         card=card,
         datasets=[workspace.dataset],
         recipe=recipe.to_dict(),
         recipe_file=RECIPE_FILE,
+        input_format="multilabel",
+        pair_folder=pair_folder,
     )
     return Guard.from_pretrained(output)
 
@@ -134,9 +136,9 @@ class ComparisonRow:
 
 
 def compare_guards(workspace: MergeWorkspace, uniguard: Guard, split: str, batch_size: int) -> list[ComparisonRow]:
-    """Per-policy metrics on `split` of every source (in its own input format, at its own threshold) and of the UniGuard.
+    """Per-policy metrics on `split` of every source (in its own input format, at its own thresholds) and of the UniGuard.
 
-    A TaskGuard is scored on its own policy's rows only; pair guards on the rows of every policy.
+    A TaskGuard is scored on its own policy's rows only; pair guards and the UniGuard on the rows of every policy.
     """
     rows = workspace.splits[split]
     policy_column = np.asarray(rows["policy"], dtype=object)
@@ -151,13 +153,11 @@ def compare_guards(workspace: MergeWorkspace, uniguard: Guard, split: str, batch
             members = np.flatnonzero(policy_column == policy_id)
             if len(members) == 0:
                 continue
-            policy = policy_id if text_input else workspace.policies[policy_id]
-            scores = guard.score([texts[row] for row in members], policy, batch_size=batch_size)
-            metrics = threshold_metrics(labels[members], scores, guard.threshold)
+            scores = guard.score([texts[row] for row in members], policy_id, batch_size=batch_size)
+            threshold = guard.threshold_for(policy_id)
+            metrics = threshold_metrics(labels[members], scores, threshold)
             comparison.append(
-                ComparisonRow(
-                    name, guard.kind, policy_id, len(members), metrics.f1, metrics.precision, metrics.recall, metrics.fpr, guard.threshold
-                )
+                ComparisonRow(name, guard.kind, policy_id, len(members), metrics.f1, metrics.precision, metrics.recall, metrics.fpr, threshold)
             )
     return comparison
 
@@ -172,10 +172,15 @@ def comparison_table(rows: Sequence[ComparisonRow]) -> str:
     f1 = {(("TaskGuards" if row.kind == "task" else row.guard), row.policy): row.f1 for row in rows}
     policies = list(dict.fromkeys(row.policy for row in rows))
     label = {column: Path(column).name or column for column in columns}
-    lines = ["| policy | " + " | ".join(label[column] for column in columns) + " |", "| --- |" + " --- |" * len(columns)]
+    lines = [
+        "| policy | " + " | ".join(label[column] for column in columns) + " | UniGuard beats every source here |",
+        "| --- |" + " --- |" * len(columns) + " --- |",
+    ]
     for policy in policies:
         cells = [f"{f1[(column, policy)]:.3f}" if (column, policy) in f1 else "–" for column in columns]
-        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+        rivals = [f1[(column, policy)] for column in columns if column != "UniGuard" and (column, policy) in f1]
+        verdict = "–" if ("UniGuard", policy) not in f1 or not rivals else "yes" if f1[("UniGuard", policy)] > max(rivals) else "no"
+        lines.append(f"| {policy} | " + " | ".join(cells) + f" | {verdict} |")
     lines.append("")
     wins = []
     for column in columns:

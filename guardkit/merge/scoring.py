@@ -1,13 +1,13 @@
-"""Score a merged model on the validation split: tokenised once, cached, and scored in batches per trial.
+"""Scoring a merged encoder as a one-pass UniGuard: rows tokenised once, every policy scored in one pass.
 
-Rows are paired with their policy's instruction exactly as a UniGuard reads them (the instruction-pair
-input of `guardkit.guard.Guard`, sliding windows included), so the search optimises what the saved
-guard will compute.
+A split's rows are (text, policy, label). Each distinct text is cut into windows once (the text alone, as
+the UniGuard reads it); a trial runs the merged model over those windows once and reads each row's score
+from its policy's column, so the search optimises what the saved guard will compute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +15,6 @@ from datasets import Dataset
 
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard, Windows
-from guardkit.policies import Policy
 from guardkit.train.calibration import ThresholdMetrics, calibrate_threshold, threshold_metrics
 
 
@@ -33,57 +32,66 @@ def aggregate(metrics: Mapping[str, ThresholdMetrics], objective: str, fpr_penal
 
 @dataclass
 class EncodedSplit:
-    """The rows of a split, their instruction-pair windows tokenised once, and what each row is labelled."""
+    """The rows of a split, their distinct texts' windows tokenised once, and what each row is labelled."""
 
     policy_ids: list[str]
+    texts: list[str]
     labels: np.ndarray  # per row
+    text_of_row: np.ndarray  # per row, index into texts
     policy_of_row: np.ndarray  # per row, index into policy_ids
-    windows: Windows  # tokenised windows of every row, owners numbered across policies
+    windows: Windows
 
     @classmethod
-    def build(cls, split: Dataset, policies: Mapping[str, Policy], guard: Guard, max_rows: int = 0, seed: int = 0) -> "EncodedSplit":
-        """Tokenise the rows of `split` (a multitask split) whose policy is in `policies`, as `guard` reads them.
-
-        Each row is paired with its policy's instruction. max_rows > 0 keeps a seeded random sample of at
-        most that many rows, the same number per policy (faster trials).
-        """
+    def build(cls, split: Dataset, policy_ids: Sequence[str], guard: Guard, max_rows: int = 0, seed: int = 0) -> "EncodedSplit":
+        """The rows of `split` whose policy is one of `policy_ids`; max_rows > 0 keeps a seeded random sample of
+        at most that many rows, the same number per policy (faster trials)."""
         rng = np.random.default_rng(seed)
         column_policies = np.asarray(split["policy"], dtype=object)
-        texts, labels = list(split["text"]), np.asarray(split["label"], dtype=np.int64)
-        policy_ids = sorted(policy_id for policy_id in set(column_policies) if policy_id in policies)
-        if not policy_ids:
-            raise GuardkitError(
-                f"the split has no rows of the policies {', '.join(sorted(policies))}; is it the 'multitask' config of their dataset?"
-            )
-        per_policy = max(1, max_rows // len(policy_ids)) if max_rows > 0 else 0
-        windows = Windows([], [], [])
-        row_labels, row_policies = [], []
-        for index, policy_id in enumerate(policy_ids):
+        present = [policy_id for policy_id in policy_ids if (column_policies == policy_id).any()]
+        if not present:
+            raise GuardkitError(f"the split has no rows of the policies {', '.join(policy_ids)}; is it the dataset the guards were trained on?")
+        per_policy = max(1, max_rows // len(present)) if max_rows > 0 else 0
+        all_texts, all_labels = list(split["text"]), np.asarray(split["label"], dtype=np.int64)
+        text_index: dict[str, int] = {}
+        rows_text, rows_policy, rows_label = [], [], []
+        for policy_id in present:
             rows = np.flatnonzero(column_policies == policy_id)
             if 0 < per_policy < len(rows):
                 rows = np.sort(rng.choice(rows, size=per_policy, replace=False))
-            encoded = guard.encode_windows([texts[row] for row in rows], policies[policy_id].instruction())
-            offset = len(row_labels)
-            windows.input_ids.extend(encoded.input_ids)
-            windows.token_type_ids.extend(encoded.token_type_ids)
-            windows.owners.extend(owner + offset for owner in encoded.owners)
-            row_labels.extend(labels[rows])
-            row_policies.extend([index] * len(rows))
-        return cls(policy_ids, np.asarray(row_labels, dtype=np.int64), np.asarray(row_policies, dtype=np.int64), windows)
+            for row in rows:
+                rows_text.append(text_index.setdefault(all_texts[row], len(text_index)))
+                rows_policy.append(policy_ids.index(policy_id))
+                rows_label.append(all_labels[row])
+        texts = list(text_index)
+        return cls(
+            list(policy_ids),
+            texts,
+            np.asarray(rows_label, dtype=np.int64),
+            np.asarray(rows_text, dtype=np.int64),
+            np.asarray(rows_policy, dtype=np.int64),
+            guard.encode_windows(texts, None),
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def score(self, guard: Guard, batch_size: int) -> np.ndarray:
-        """P(unsafe) per row from `guard`'s current weights (max over a row's windows)."""
-        return guard.score_windows(self.windows, len(self.labels), batch_size, progress=False, label="merge")
+        """P(unsafe) per row from the one-pass guard's current weights."""
+        matrix = guard.score_windows(self.windows, len(self.texts), batch_size, progress=False, label="merge")
+        return matrix[self.text_of_row, self.policy_of_row]
 
-    def calibrate(self, scores: np.ndarray, target_fpr: float | None) -> float:
-        """The guard's decision threshold: one for all policies, chosen on every row (max F1, or best recall at target_fpr)."""
-        return calibrate_threshold(self.labels, scores, target_fpr).threshold
+    def calibrate(self, scores: np.ndarray, target_fpr: float | None) -> dict[str, float]:
+        """A threshold per policy, chosen on its rows (max F1, or best recall at target_fpr) as the saved guard's are."""
+        thresholds = {}
+        for index, policy_id in enumerate(self.policy_ids):
+            rows = self.policy_of_row == index
+            if rows.any() and len(set(self.labels[rows].tolist())) == 2:
+                thresholds[policy_id] = calibrate_threshold(self.labels[rows], scores[rows], target_fpr).threshold
+        return thresholds
 
-    def metrics(self, scores: np.ndarray, threshold: float) -> dict[str, ThresholdMetrics]:
+    def metrics(self, scores: np.ndarray, thresholds: Mapping[str, float]) -> dict[str, ThresholdMetrics]:
         return {
-            policy_id: threshold_metrics(self.labels[self.policy_of_row == index], scores[self.policy_of_row == index], threshold)
+            policy_id: threshold_metrics(self.labels[self.policy_of_row == index], scores[self.policy_of_row == index], thresholds.get(policy_id, 0.5))
             for index, policy_id in enumerate(self.policy_ids)
+            if (self.policy_of_row == index).any()
         }

@@ -1,13 +1,16 @@
 """`guardkit merge`: search merge coefficients with Optuna and write the UniGuard, or replay a recipe.
 
-Every trial merges the sources in memory into one scoring model and scores the cached validation set;
-the study lives in SQLite storage, so an interrupted search resumes where it stopped. The best trial
-becomes `merge.yaml`, and the UniGuard is built from that recipe by the same code a replay runs, so
-`guardkit merge --recipe merge.yaml` reproduces it bit for bit.
+Every trial merges the sources' encoders in memory into one scoring model, refits a head per policy on
+its features, and scores the cached validation set at per-policy thresholds (the mean F1 over policies);
+the study lives in SQLite storage, so an interrupted search resumes where it stopped. Each source alone
+is scored the same way: when no merge beats the best of them, the UniGuard is that source's encoder
+(and the recipe says so). The chosen weights become `merge.yaml`, and the UniGuard is built from that
+recipe by the same code a replay runs, so `guardkit merge --recipe merge.yaml` reproduces it.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -18,14 +21,20 @@ from guardkit.errors import GuardkitError
 from guardkit.merge.config import OBJECTIVES, SAMPLERS, MergeConfig
 from guardkit.merge.merging import MergePlan
 from guardkit.merge.methods import MergeMethod, ZeroWeights, get_method
-from guardkit.merge.recipe import MergeRecipe, RecipeDataset, RecipeSource, SearchRecord
+from guardkit.merge.recipe import HeadSettings, MergeRecipe, RecipeDataset, RecipeSource, SearchRecord
 from guardkit.merge.report import compare_guards, save_uniguard, write_comparison
 from guardkit.merge.scoring import EncodedSplit
-from guardkit.merge.workspace import MergeWorkspace
+from guardkit.merge.workspace import MergeWorkspace, encoder_fingerprint
 
 SEARCH_DB = "search.db"
 SEARCH_CSV = "search.csv"
 SEARCH_PLOT = "search.png"
+
+
+def _no_interrupt_tracebacks(record: logging.LogRecord) -> bool:
+    """Optuna logs a trial cut off by Ctrl-C as a failure, with a traceback; the CLI already says it was
+    interrupted and that a rerun resumes (the trial is recorded as failed and run again)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 class MergeConfigError(GuardkitError):
@@ -37,15 +46,18 @@ def run_merge(config: MergeConfig) -> int:
     if config.recipe:
         recipe = _replay_recipe(config)
         workspace = MergeWorkspace.open(
-            [source.model for source in recipe.sources], recipe.dataset.id, recipe.dataset.revision, recipe.base_model
+            [source.model for source in recipe.sources], recipe.dataset.id, recipe.dataset.revision, recipe.base_model, recipe.heads
         )
     else:
         _check_search_config(config)
-        workspace = MergeWorkspace.open(config.models, config.dataset, config.dataset_revision, config.base_model)
+        heads = HeadSettings(rows_per_label=config.head_rows_per_label, c=config.head_c, seed=config.seed)
+        workspace = MergeWorkspace.open(config.models, config.dataset, config.dataset_revision, config.base_model, heads)
         recipe = search(workspace, config)
     output = Path(config.output)
     uniguard = save_uniguard(workspace, recipe, output, license=config.license, repo_id=config.repo_id, batch_size=config.batch_size)
-    print(f"UniGuard written to {output} (threshold {uniguard.threshold:.4f})", file=sys.stderr)
+    fallback = recipe.search.fell_back_to if recipe.search else None
+    note = f"; no merge beat {fallback} on validation, so the UniGuard keeps its encoder" if fallback else ""
+    print(f"UniGuard written to {output} ({len(uniguard.policy_ids)} policies in one pass{note})", file=sys.stderr)
     if config.compare_split:
         if config.compare_split not in workspace.splits:
             raise MergeConfigError(f"the dataset has no '{config.compare_split}' split to compare on; pass --compare_split ''")
@@ -75,8 +87,8 @@ def _check_search_config(config: MergeConfig) -> None:
         raise MergeConfigError(f"--trials must be at least 1, got {config.trials}")
     if config.weight_range and (len(config.weight_range) != 2 or config.weight_range[0] >= config.weight_range[1]):
         raise MergeConfigError(f"--weight_range takes two numbers LOW HIGH with LOW < HIGH, got {config.weight_range}")
-    if config.search_threshold is not None and not 0.0 <= config.search_threshold <= 1.0:
-        raise MergeConfigError(f"--search_threshold must lie in [0, 1], got {config.search_threshold}")
+    if config.head_rows_per_label < 1 or config.head_c <= 0:
+        raise MergeConfigError("--head_rows_per_label must be at least 1 and --head_c above 0")
     get_method(config.method)
 
 
@@ -118,21 +130,23 @@ def _open_study(config: MergeConfig, setup: dict) -> optuna.Study:
 
 
 def _source_values(workspace: MergeWorkspace, validation: EncodedSplit, config: MergeConfig, study: optuna.Study) -> dict[str, float]:
-    """The objective of each source alone, scored as a UniGuard (instruction pairs); computed once per study."""
+    """The objective of each source's encoder alone, with heads fitted as a UniGuard's; computed once per study
+    (sources that share their encoder, such as TaskGuards trained with --epochs 0, once for all of them)."""
     if "source_values" in study.user_attrs:
         return study.user_attrs["source_values"]
-    values = {}
+    values, seen = {}, {}
     for index, source in enumerate(tqdm(workspace.sources, desc="scoring sources alone", unit="source")):
-        workspace.load_source(index)
-        values[source.name] = _evaluate(workspace, validation, config).value
+        fingerprint = encoder_fingerprint(source.encoder)
+        if fingerprint not in seen:
+            workspace.load_source(index)
+            seen[fingerprint] = _evaluate(workspace, validation, config).value
+        values[source.name] = seen[fingerprint]
     study.set_user_attr("source_values", values)
     return values
 
 
 def _evaluate(workspace: MergeWorkspace, validation: EncodedSplit, config: MergeConfig):
-    return workspace.evaluate(
-        validation, config.objective, config.fpr_penalty, config.search_threshold, config.target_fpr, config.batch_size
-    )
+    return workspace.evaluate(validation, config.objective, config.fpr_penalty, config.target_fpr, config.batch_size)
 
 
 def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
@@ -154,12 +168,13 @@ def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
         "weight_range": [low, high],
         "objective": config.objective,
         "fpr_penalty": config.fpr_penalty,
-        "search_threshold": config.search_threshold,
         "target_fpr": config.target_fpr,
+        "heads": workspace.head_settings.model_dump(),
         "max_validation_rows": config.max_validation_rows,
         "seed": config.seed,
     }
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_tracebacks)
     study = _open_study(config, setup)
     source_values = _source_values(workspace, validation, config, study)
 
@@ -174,8 +189,8 @@ def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
         except ZeroWeights:
             raise optuna.TrialPruned("the weights of an averaged layer group sum to zero") from None
         result = _evaluate(workspace, validation, config)
-        trial.set_user_attr("threshold", result.threshold)
         for policy_id, metrics in result.metrics.items():
+            trial.set_user_attr(f"threshold.{policy_id}", result.thresholds.get(policy_id))
             trial.set_user_attr(f"f1.{policy_id}", metrics.f1)
             trial.set_user_attr(f"fpr.{policy_id}", metrics.fpr)
         return result.value
@@ -225,35 +240,44 @@ def _recipe_from_trial(
     validation: EncodedSplit,
     source_values: dict[str, float],
 ) -> MergeRecipe:
-    sources = [
-        RecipeSource(
-            model=source.name,
-            weights={group: trial.params[_weight_name(index, group)] for group in plan.groups.names},
-        )
-        for index, source in enumerate(workspace.sources)
-    ]
+    """The recipe of the best trial, or, when a source alone scored at least as well, of that source kept as it is
+    (a linear merge weighting it 1 and the others 0)."""
+    best_source = max(source_values, key=source_values.get)
+    fell_back = source_values[best_source] >= trial.value
+    if fell_back:
+        method, options, parameters = get_method("linear"), {"normalize": True}, {}
+        weights = {source.name: {group: float(source.name == best_source) for group in plan.groups.names} for source in workspace.sources}
+    else:
+        options, parameters = dict(plan.options), {spec.name: trial.params[spec.name] for spec in method.hyperparameters}
+        weights = {
+            source.name: {group: trial.params[_weight_name(index, group)] for group in plan.groups.names}
+            for index, source in enumerate(workspace.sources)
+        }
     finished = [item for item in study.trials if item.state == optuna.trial.TrialState.COMPLETE]
+    pair = workspace.pair_source
     return MergeRecipe(
         merge_method=method.name,
         base_model=workspace.base_model,
         granularity=config.granularity,
         block_group_size=config.block_group_size,
-        parameters={spec.name: trial.params[spec.name] for spec in method.hyperparameters},
-        options=dict(plan.options),
+        parameters=parameters,
+        options=options,
         seed=config.seed,
         target_fpr=config.target_fpr,
-        sources=sources,
+        sources=[RecipeSource(model=source.name, weights=weights[source.name]) for source in workspace.sources],
         dataset=RecipeDataset(id=workspace.dataset.id, revision=workspace.dataset.revision),
+        heads=workspace.head_settings,
+        pair_source=pair.name if pair else None,
         search=SearchRecord(
             objective=config.objective,
-            value=float(trial.value),
+            value=float(source_values[best_source] if fell_back else trial.value),
             best_trial=trial.number,
             trials=len(finished),
             sampler=config.sampler,
-            search_threshold=config.search_threshold,
             fpr_penalty=config.fpr_penalty,
             validation_rows=len(validation),
             source_values=source_values,
+            fell_back_to=best_source if fell_back else None,
         ),
     )
 

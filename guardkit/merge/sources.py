@@ -17,6 +17,7 @@ import torch
 from guardkit.assets import SHIPPED_MODELS, resolve_model
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard
+from guardkit.pooling import add_mean_pooling, has_mean_pooling
 
 MERGEABLE_KINDS = ("task", "multitask", "uniguard")
 # Config fields that do not change what the weights compute at inference, so sources may differ in them.
@@ -58,6 +59,12 @@ class MergeSource:
     @cached_property
     def state(self) -> dict[str, torch.Tensor]:
         return {name: tensor.detach() for name, tensor in self.guard.model.state_dict().items()}
+
+    @cached_property
+    def encoder(self) -> dict[str, torch.Tensor]:
+        """The encoder's tensors (the head left out: a UniGuard fits its own heads)."""
+        heads = head_parameters(self.guard.model)
+        return {name: tensor for name, tensor in self.state.items() if name not in heads}
 
 
 def load_sources(names: Sequence[str]) -> list[MergeSource]:
@@ -206,6 +213,9 @@ def load_base_encoder(name: str, like: MergeSource) -> BaseEncoder:
         raise MergeSourceError(
             f"cannot load the base model '{name}' ({error}); pass a local copy of the pre-trained encoder with --base_model"
         ) from None
+    if has_mean_pooling(like.guard.model) and not has_mean_pooling(model):
+        # The sources read the token mean through a frozen layer training appended; the base gets the same one.
+        add_mean_pooling(model)
     check_same_architecture(like.name, like.guard.model, f"base model {name}", model)
     lacking = frozenset(info["missing_keys"])
     state = {key: tensor.detach() for key, tensor in model.state_dict().items() if key not in lacking}

@@ -15,6 +15,11 @@ class PolicyError(GuardkitError):
     """A policy file that cannot be used; the message names the file and the field."""
 
 
+def rule_instruction(policy_name: str, rule: str) -> str:
+    """How a rule-pair guard reads one disallowed rule: the policy's name for context, then the rule."""
+    return f"{policy_name.strip()}: {rule.strip().rstrip('.')}."
+
+
 def _non_empty_texts(values: list[str]) -> list[str]:
     cleaned = [value.strip() if isinstance(value, str) else value for value in values]
     if any(not value for value in cleaned):
@@ -67,6 +72,14 @@ class Policy(BaseModel):
         """
         unsafe = "; ".join(item.rstrip(".") for item in self.disallowed)
         return f"{self.name}: {self.description.strip()} Unsafe: {unsafe}."
+
+    def rule_instructions(self) -> list[str]:
+        """One short instruction per disallowed rule, what rule-pair guards read beside the text.
+
+        A text is unsafe under the policy when it breaks any rule, so such a guard scores each rule and
+        keeps the highest: a policy of any length is read whole, a rule at a time.
+        """
+        return [rule_instruction(self.name, rule) for rule in self.disallowed]
 
     def all_examples(self) -> list[tuple[str, str]]:
         """(text, label) pairs of every example in the policy, hard negatives labelled safe."""

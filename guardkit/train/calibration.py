@@ -59,54 +59,6 @@ class Calibration:
         return {"objective": self.objective, "target_fpr": self.target_fpr, **self.metrics.as_dict()}
 
 
-@dataclass(frozen=True)
-class LogitScaling:
-    """Platt scaling of P(unsafe): sigmoid(scale * logit(p) + shift).
-
-    Monotone, so a threshold re-chosen on the scaled scores gives the same verdicts; it spreads scores that
-    a merge squashed towards 0.5 back over [0, 1], so that P(unsafe) reads as a probability again.
-    """
-
-    scale: float
-    shift: float
-
-    def apply(self, scores: Sequence[float]) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.scale * _logit(scores) + self.shift)))
-
-    def describe(self) -> str:
-        return f"P(unsafe) rescaled as sigmoid({self.scale:.3f} * logit(p) {self.shift:+.3f}), fitted on validation"
-
-
-IDENTITY_SCALING = LogitScaling(scale=1.0, shift=0.0)
-
-
-def _logit(scores: Sequence[float]) -> np.ndarray:
-    clipped = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(clipped / (1 - clipped))
-
-
-def fit_logit_scaling(labels: Sequence[int], scores: Sequence[float]) -> LogitScaling:
-    """The Platt scaling of `scores` that best predicts `labels` (logistic regression on logit(score)).
-
-    The logit is standardised before an L2-penalised fit, so the scale stays finite when validation is
-    separable. A guard that ranks validation no better than chance keeps its scores (no inverted ranking).
-    """
-    y, s = _as_arrays(labels, scores)
-    if len(np.unique(y)) < 2:
-        raise CalibrationError("scaling needs safe and unsafe examples; the validation split has one class only")
-    logits = _logit(s)
-    center, spread = float(logits.mean()), float(logits.std())
-    if spread == 0.0:
-        return IDENTITY_SCALING
-    from sklearn.linear_model import LogisticRegression
-
-    fitted = LogisticRegression().fit(((logits - center) / spread)[:, None], y)
-    coefficient, intercept = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
-    if coefficient <= 0.0:
-        return IDENTITY_SCALING
-    return LogitScaling(scale=coefficient / spread, shift=intercept - coefficient * center / spread)
-
-
 def _as_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)

@@ -37,6 +37,8 @@ KIND_TEXT = {
 INPUT_TEXT = {
     "text": "the text alone",
     "instruction_pair": "the pair (policy instruction, text)",
+    "rule_pair": "the pair (policy name and one disallowed rule, text), once per rule; a text is as unsafe as the rule it breaks most",
+    "multilabel": "the text alone; one logit per policy (sigmoid = P(unsafe)), all policies in one pass",
     "judge_prompt": "the judge prompt (policy and text), answered by the next token",
 }
 
@@ -101,6 +103,8 @@ def render_guard_card(
     threshold: float,
     calibration: str,
     max_length: int,
+    thresholds: dict[str, float] | None = None,
+    input_format: str | None = None,
     results: Sequence[CardResult] = (),
     repo_id: str | None = None,
     dataset_config: str = "default",
@@ -111,6 +115,8 @@ def render_guard_card(
     """The card of a guard of `kind`, with `results` (test split) as model-index.
 
     base_model: Hub id. calibration: how the threshold was chosen, in words ("max F1 on validation").
+    thresholds: the per-policy thresholds (policies without one use `threshold`). input_format: what the
+    model reads (default: the kind's usual input).
     repo_id: where it will be published (usage code); defaults to a placeholder name.
     training_lines: extra facts for the Training section, one sentence each.
     merged_from: for a UniGuard, the guards it was merged from (folders or Hub ids): the Hub ids among
@@ -121,7 +127,8 @@ def render_guard_card(
     if not policies:
         raise GuardkitError("a guard card needs at least one policy")
     title, summary = KIND_TEXT[kind]
-    input_format = DEFAULT_INPUT_FORMAT[kind]
+    input_format = input_format or DEFAULT_INPUT_FORMAT[kind]
+    thresholds = dict(thresholds or {})
     model_name = repo_id.split("/")[-1] if repo_id else f"guardkit-{kind}-{policies[0].id if len(policies) == 1 else 'guard'}"
     hub_datasets = [ref.id for ref in datasets if not Path(ref.id).is_absolute()]
     # Card metadata takes Hub ids only; a local base model is named in the text alone.
@@ -159,7 +166,10 @@ def render_guard_card(
         example_text_sh=shlex.quote(example_text),
         example_policy_py=repr(example_policy.id),
         example_instruction_py=repr(example_policy.instruction()),
+        example_rules_py=repr(example_policy.rule_instructions()),
+        example_threshold_str=f"{thresholds.get(example_policy.id, threshold):.4f}",
         threshold_str=f"{threshold:.4f}",
+        thresholds=[{"policy": policy.id, "threshold": f"{thresholds[policy.id]:.4f}"} for policy in policies if policy.id in thresholds],
         calibration=calibration,
         max_length=max_length,
         results=list(results),

@@ -20,7 +20,7 @@ class TrainingConfig:
     max_steps: int = field(default=-1, metadata={"help": "stop after this many optimiser steps (-1: run all --epochs)"})
     batch_size: int = field(default=16, metadata={"help": "examples per device per step"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps whose gradients add up before one update"})
-    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (linear warmup, then linear decay)"})
+    learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (linear warmup, then linear decay)"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of the steps spent warming the learning rate up"})
     eval_steps: int | None = field(
@@ -52,6 +52,22 @@ class EncoderTrainingConfig(TrainingConfig):
     class_weighting: bool = field(
         default=True, metadata={"help": "weight the loss by inverse class frequency so the rarer label counts as much as the other"}
     )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "what the head reads: mean (the token mean, as sentence-transformers encoders such as all-MiniLM-L6-v2 "
+            "were trained to be read; a frozen pooling layer inside a standard classifier) or cls; auto: mean where the "
+            "base folder says it was trained for mean pooling"
+        },
+    )
+    head_init: str = field(
+        default="prototype",
+        metadata={
+            "help": "prototype: start from a logistic-regression head fitted on the frozen encoder's features (with "
+            "--epochs 0 that head is the guard); random: the usual random head"
+        },
+    )
+    head_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the prototype head's logistic regression"})
     early_stopping_patience: int = field(
         default=2, metadata={"help": "stop after this many validations without a better validation F1 (0: never stop early)"}
     )
@@ -79,9 +95,23 @@ class MultiTaskGuardConfig(EncoderTrainingConfig):
         default=None,
         metadata={"help": "policy ids, comma-separated, left out of training and validation; the test split reports their zero-shot scores"},
     )
+    pair_input: str = field(
+        default="rule",
+        metadata={
+            "help": "rule: the guard reads (policy name + one disallowed rule, text) pairs and a text is as unsafe as the "
+            "rule it breaks most, so a policy of any length is read whole; instruction: (whole policy instruction, text) pairs"
+        },
+    )
     max_length: int = field(
-        default=256,
-        metadata={"help": "tokens per (instruction, text) pair; shipped instructions take 80-115 tokens, the text gets the rest"},
+        default=160,
+        metadata={"help": "tokens per (instruction, text) pair; a rule instruction takes 10-30 tokens, the text gets the rest"},
+    )
+    negatives_per_rule_pair: float = field(
+        default=2.0, metadata={"help": "rule input: (rule, text) pairs a text does not break, per pair it breaks"}
+    )
+    rule_paraphrases: bool = field(
+        default=True,
+        metadata={"help": "rule input: also train on reworded rules and policy names, so the guard reads the rule, not a fixed string"},
     )
 
 

@@ -1,8 +1,11 @@
 """Fine-tuning an encoder guard (TaskGuard or MultiTaskGuard) with transformers' Trainer.
 
-Trainer makes the same code run on a CPU, one GPU or several under `accelerate launch`. After training,
-the best checkpoint (by validation F1) is scored on validation through `Guard` — the exact inference
-path, sliding window included — to calibrate the threshold, then on test for the card.
+The head reads the sentence embedding the base was trained for (mean pooling for sentence-transformers
+encoders, `guardkit.train.pooling`) and starts as a logistic regression fitted on the frozen encoder's
+features (a prototype head), which is the guard itself with --epochs 0. Fine-tuning then runs through
+Trainer, so the same code runs on a CPU, one GPU or several under `accelerate launch`. The best checkpoint
+(by validation F1) is scored on validation through `Guard` — the exact inference path, sliding window and
+rule pairs included — to calibrate a threshold per policy, then on test for the card.
 """
 
 from __future__ import annotations
@@ -17,21 +20,33 @@ from datasets import Dataset, DatasetDict
 from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
+from guardkit.heads import fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
-from guardkit.train.calibration import calibrate_threshold, score_summary, threshold_metrics
+from guardkit.train.calibration import Calibration, calibrate_threshold, score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.common import TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
 from guardkit.train.config import EncoderTrainingConfig
+from guardkit.pooling import add_mean_pooling, resolve_pooling, supports_mean_pooling
 
 @dataclass(frozen=True)
 class EncoderGuardSpec:
-    """What differs between the encoder guard kinds."""
+    """What differs between the encoder guard kinds.
+
+    input_format: "text" (rows' text alone), "instruction_pair" (the row's policy instruction beside the
+    text) or "rule_pair" (the training rows carry their own `instruction` column: rule instructions).
+    train / validation rows name their policy; validation and test are scored per policy through Guard.
+    """
 
     kind: str  # "task" or "multitask"
     policies: Sequence[Policy]  # the policies trained on, stored in the guard
-    instructions: dict[str, str] | None  # policy id -> instruction for pair input; None for text input
+    input_format: str
     dataset_config: str  # the dataset config the rows came from
     holdout_policies: Sequence[str] = ()
+    training_notes: tuple[str, ...] = ()  # extra lines for the card (what the pairs were made of)
+
+    @property
+    def reads_pairs(self) -> bool:
+        return self.input_format != "text"
 
 
 class WeightedCrossEntropy:
@@ -73,11 +88,13 @@ def _compute_metrics(eval_prediction) -> dict[str, float]:
 
 
 def _load_base(config: EncoderTrainingConfig):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model(config.base_model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
+        model_type = AutoConfig.from_pretrained(path).model_type
+        pooling = resolve_pooling(config.pooling, path, model_type)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID, ignore_mismatched_sizes=True
         )
@@ -86,46 +103,57 @@ def _load_base(config: EncoderTrainingConfig):
             f"cannot load base model '{config.base_model}' ({error}); give a shipped name (minilm-l6), a local folder, "
             "or a Hub id that is in the cache when offline"
         ) from None
+    except ValueError as error:
+        raise TrainingError(f"--pooling: {error}") from None
+    if pooling == "mean":
+        if not supports_mean_pooling(model.config.model_type):
+            raise TrainingError(f"--pooling mean is not available for model type '{model.config.model_type}'; use --pooling cls")
+        add_mean_pooling(model)
     if tokenizer.pad_token is None:
         # Decoder-style encoders (some ModernBERT exports) lack one; any token works since padding is masked.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.sep_token or tokenizer.unk_token
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return model, tokenizer, pooling
 
 
 def _check_lengths(config: EncoderTrainingConfig, spec: EncoderGuardSpec, model, tokenizer) -> None:
     limit = model_length_limit(model.config, tokenizer)
     if config.max_length > limit:
         raise TrainingError(f"--max_length {config.max_length} exceeds the {limit}-token limit of '{config.base_model}'")
-    if spec.instructions is None:
+    if spec.input_format != "instruction_pair":
         return
     special = tokenizer.num_special_tokens_to_add(pair=True)
-    for policy_id, instruction in spec.instructions.items():
-        needed = len(tokenizer(instruction, add_special_tokens=False)["input_ids"]) + special + MIN_TEXT_TOKENS
+    for policy in spec.policies:
+        needed = len(tokenizer(policy.instruction(), add_special_tokens=False)["input_ids"]) + special + MIN_TEXT_TOKENS
         if needed > limit:
             raise TrainingError(
-                f"the instruction of policy '{policy_id}' needs {needed} tokens with a minimal text, more than the "
-                f"{limit}-token limit of '{config.base_model}': shorten the policy or use a base model with more positions"
+                f"the instruction of policy '{policy.id}' needs {needed} tokens with a minimal text, more than the "
+                f"{limit}-token limit of '{config.base_model}': use --pair_input rule, which reads a policy a rule at a time"
             )
         if needed > config.max_length:
             raise TrainingError(
-                f"the instruction of policy '{policy_id}' leaves too little room for the text within --max_length "
-                f"{config.max_length}; use --max_length {min(limit, needed + 64)} or more (limit {limit})"
+                f"the instruction of policy '{policy.id}' leaves too little room for the text within --max_length "
+                f"{config.max_length}; use --max_length {min(limit, needed + 64)} or more (limit {limit}), or --pair_input rule"
             )
 
 
-def _tokenize(split: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec) -> Dataset:
+def _tokenize(rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, policies: dict[str, Policy]) -> Dataset:
+    """Model inputs with labels: the text alone, or (instruction, text) with the instruction kept whole."""
+
     def encode(batch):
-        if spec.instructions is None:
+        if spec.input_format == "text":
             encoded = tokenizer(batch["text"], truncation=True, max_length=config.max_length)
         else:
-            instructions = [spec.instructions[policy_id] for policy_id in batch["policy"]]
+            if "instruction" in batch:
+                instructions = batch["instruction"]
+            else:
+                instructions = [policies[policy_id].instruction() for policy_id in batch["policy"]]
             encoded = tokenizer(instructions, batch["text"], truncation="only_second", max_length=config.max_length)
         encoded["labels"] = batch["label"]
         return encoded
 
-    return split.map(encode, batched=True, remove_columns=split.column_names, desc="tokenizing")
+    return rows.map(encode, batched=True, remove_columns=rows.column_names, desc="tokenizing")
 
 
 def _result(scope: str, labels, scores, threshold: float) -> CardResult:
@@ -139,9 +167,35 @@ def _score(guard: Guard, split: Dataset, spec: EncoderGuardSpec, scored_policies
     texts = split["text"]
     for policy_id in dict.fromkeys(policy_column.tolist()):
         rows = np.flatnonzero(policy_column == policy_id)
-        policy = None if spec.instructions is None else scored_policies[policy_id]
+        policy = scored_policies[policy_id] if spec.reads_pairs else None
         scores[rows] = guard.score([texts[row] for row in rows], policy, batch_size=batch_size, progress=True)
     return scores
+
+
+def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, policies: dict[str, Policy], batch_size: int) -> float:
+    """Set the head to a logistic regression fitted on the frozen encoder's features of `rows`; returns its
+    training accuracy."""
+    if spec.input_format == "text":
+        pairs = None
+    elif "instruction" in rows.column_names:
+        pairs = rows["instruction"]
+    else:
+        pairs = [policies[policy_id].instruction() for policy_id in rows["policy"]]
+    features = head_features(model, tokenizer, rows["text"], config.max_length, batch_size, progress=True, pairs=pairs)
+    weights, bias, accuracy = fit_logistic(features, np.asarray(rows["label"]), config.head_c, config.class_weighting)
+    set_binary_head(model, weights, bias)
+    return accuracy
+
+
+def calibrate_per_policy(labels: np.ndarray, scores: np.ndarray, policy_column: np.ndarray, target_fpr: float | None) -> tuple[Calibration, dict[str, Calibration]]:
+    """One threshold over every row (for policies the guard never saw) and one per policy whose rows hold both labels."""
+    overall = calibrate_threshold(labels, scores, target_fpr)
+    per_policy = {}
+    for policy_id in dict.fromkeys(policy_column.tolist()):
+        rows = policy_column == policy_id
+        if len(set(labels[rows].tolist())) == 2:
+            per_policy[policy_id] = calibrate_threshold(labels[rows], scores[rows], target_fpr)
+    return overall, per_policy
 
 
 def train_encoder_guard(
@@ -150,71 +204,85 @@ def train_encoder_guard(
     splits: DatasetDict,
     all_policies: dict[str, Policy],
     datasets: Sequence[DatasetRef],
+    training_rows: DatasetDict | None = None,
 ) -> Path:
     """Train, calibrate, evaluate and save an encoder guard; returns the guard folder.
 
-    `splits` holds the rows to train and validate on (holdout policies already removed) and the full test split.
+    `splits` holds the rows (text, label, policy) to validate on per policy (holdout policies removed) and the
+    full test split; the model fits `training_rows["train"]` and early-stops on `training_rows["validation"]`
+    (default: the splits themselves; rule-pair guards pass their (instruction, text, label) pairs).
     """
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     if "validation" not in splits or len(splits["validation"]) == 0:
         raise TrainingError("the dataset has no validation rows for these policies; early stopping and calibration need them")
+    training_rows = training_rows or splits
     set_seed(config.seed)
-    model, tokenizer = _load_base(config)
+    model, tokenizer, pooling = _load_base(config)
     _check_lengths(config, spec, model, tokenizer)
-    class_weights = _class_weights(splits["train"]["label"]) if config.class_weighting else [1.0] * len(ID2LABEL)
-    train_set = _tokenize(splits["train"], tokenizer, config, spec)
-    validation_set = _tokenize(splits["validation"], tokenizer, config, spec)
-    checkpoints, resume_from = checkpoint_dir(config)
-    strategy = "steps" if config.eval_steps else "epoch"
-    arguments = TrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size * 2,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,
-        eval_strategy=strategy,
-        eval_steps=config.eval_steps,
-        save_strategy=strategy,
-        save_steps=config.eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="f1",
-        greater_is_better=True,
-        train_sampling_strategy="group_by_length",
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=10,
-        report_to="none",
-        dataloader_pin_memory=torch.cuda.is_available(),
-        **precision_flags(config.precision),
-    )
-    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience > 0 else []
-    trainer = Trainer(
-        model=model,
-        args=arguments,
-        train_dataset=train_set,
-        eval_dataset=validation_set,
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_compute_metrics,
-        compute_loss_func=WeightedCrossEntropy(class_weights),
-        callbacks=callbacks,
-    )
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    class_weights = _class_weights(training_rows["train"]["label"]) if config.class_weighting else [1.0] * len(ID2LABEL)
+    train_set = _tokenize(training_rows["train"], tokenizer, config, spec, all_policies)
+    validation_set = _tokenize(training_rows["validation"], tokenizer, config, spec, all_policies)
+    eval_batch = config.batch_size * 2
+    head_accuracy = None
+    if config.head_init == "prototype":
+        head_accuracy = fit_prototype_head(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
+    elif config.head_init != "random":
+        raise TrainingError(f"--head_init must be prototype or random, got '{config.head_init}'")
+    fine_tune = config.epochs > 0 or config.max_steps > 0
+    steps = 0
+    train_metrics: dict[str, float] = {}
+    if fine_tune:
+        checkpoints, resume_from = checkpoint_dir(config)
+        strategy = "steps" if config.eval_steps else "epoch"
+        arguments = TrainingArguments(
+            output_dir=str(checkpoints),
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=eval_batch,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay,
+            warmup_steps=config.warmup_ratio,
+            eval_strategy=strategy,
+            eval_steps=config.eval_steps,
+            save_strategy=strategy,
+            save_steps=config.eval_steps,
+            save_total_limit=2,
+            load_best_model_at_end=True,
+            metric_for_best_model="f1",
+            greater_is_better=True,
+            train_sampling_strategy="group_by_length",
+            seed=config.seed,
+            data_seed=config.seed,
+            logging_steps=10,
+            report_to="none",
+            dataloader_pin_memory=torch.cuda.is_available(),
+            **precision_flags(config.precision),
+        )
+        callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience > 0 else []
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=train_set,
+            eval_dataset=validation_set,
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=_compute_metrics,
+            compute_loss_func=WeightedCrossEntropy(class_weights),
+            callbacks=callbacks,
+        )
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
+        if not trainer.is_world_process_zero():
+            return Path(config.output)
+        model = trainer.model.float() if (arguments.bf16 or arguments.fp16) else trainer.model
+        steps, train_metrics = train_output.global_step, train_output.metrics
     output = Path(config.output)
-    if not trainer.is_world_process_zero():
-        return output
-
-    model = trainer.model.float() if (arguments.bf16 or arguments.fp16) else trainer.model
     manifest = GuardManifest(
         kind=spec.kind,
-        input_format="text" if spec.instructions is None else "instruction_pair",
+        input_format=spec.input_format,
         policies={policy.id: policy.instruction() for policy in spec.policies},
         threshold=0.5,
         max_length=config.max_length,
@@ -222,10 +290,21 @@ def train_encoder_guard(
         datasets=list(datasets),
     )
     guard = Guard(model, tokenizer, manifest, {policy.id: policy for policy in spec.policies})
-    eval_batch = config.batch_size * 2
-    validation_scores = _score(guard, splits["validation"], spec, all_policies, eval_batch)
-    calibration = calibrate_threshold(splits["validation"]["label"], validation_scores, config.target_fpr)
-    results = _evaluate_test(guard, splits.get("test"), spec, all_policies, calibration.threshold, eval_batch)
+    validation = splits["validation"]
+    validation_scores = _score(guard, validation, spec, all_policies, eval_batch)
+    calibration, per_policy = calibrate_per_policy(np.asarray(validation["label"]), validation_scores, np.asarray(validation["policy"]), config.target_fpr)
+    thresholds = {policy_id: value.threshold for policy_id, value in per_policy.items() if policy_id in manifest.policies}
+    manifest.thresholds = thresholds
+    results = _evaluate_test(guard, splits.get("test"), spec, all_policies, manifest, eval_batch)
+    training = {
+        "examples": len(training_rows["train"]),
+        "steps": steps,
+        "runtime_s": train_metrics.get("train_runtime"),
+        "examples_per_second": train_metrics.get("train_samples_per_second"),
+        "pooling": pooling,
+        "head_init": config.head_init,
+        "prototype_head_training_accuracy": head_accuracy,
+    }
     card = render_guard_card(
         kind=spec.kind,
         policies=spec.policies,
@@ -233,13 +312,15 @@ def train_encoder_guard(
         datasets=datasets,
         license=config.license,
         threshold=calibration.threshold,
+        thresholds=thresholds,
         calibration=calibration.describe(),
         max_length=config.max_length,
         results=results,
         repo_id=config.repo_id,
         dataset_config=spec.dataset_config,
         holdout_policies=spec.holdout_policies,
-        training_lines=_training_lines(config, len(splits["train"]), train_output.global_step, class_weights, torch),
+        input_format=spec.input_format,
+        training_lines=_training_lines(config, training, class_weights, torch) + list(spec.training_notes),
     )
     save_guard(
         output,
@@ -248,54 +329,73 @@ def train_encoder_guard(
         kind=spec.kind,
         policies=spec.policies,
         threshold=calibration.threshold,
+        thresholds=thresholds,
         max_length=config.max_length,
         base_model=manifest.base_model,
         datasets=datasets,
         card=card,
         recipe=config,
+        input_format=spec.input_format,
     )
-    training = {
-        "examples": len(splits["train"]),
-        "steps": train_output.global_step,
-        "runtime_s": train_output.metrics.get("train_runtime"),
-        "examples_per_second": train_output.metrics.get("train_samples_per_second"),
-    }
-    write_eval_results(output, calibration, results, holdout_policies=list(spec.holdout_policies), training=training)
-    remove_checkpoints(config)
+    write_eval_results(
+        output,
+        calibration,
+        results,
+        holdout_policies=list(spec.holdout_policies),
+        training=training,
+        thresholds={policy_id: value.as_dict() for policy_id, value in per_policy.items()},
+    )
+    if fine_tune:
+        remove_checkpoints(config)
     return output
 
 
 def _evaluate_test(
-    guard: Guard, test: Dataset | None, spec: EncoderGuardSpec, all_policies: dict[str, Policy], threshold: float, batch_size: int
+    guard: Guard, test: Dataset | None, spec: EncoderGuardSpec, all_policies: dict[str, Policy], manifest: GuardManifest, batch_size: int
 ) -> list[CardResult]:
+    """Test metrics at each policy's own threshold (held-out policies at the default one)."""
     if test is None or len(test) == 0:
         return []
     scores = _score(guard, test, spec, all_policies, batch_size)
     labels = np.asarray(test["label"])
+    policy_column = np.asarray(test["policy"])
+    thresholds = np.asarray([manifest.threshold_for(policy_id) for policy_id in policy_column.tolist()])
+    # One threshold per row makes the pooled metrics exact: score - threshold + 0.5 decides at 0.5.
+    shifted = np.clip(scores - thresholds + 0.5, 0.0, 1.0)
     holdout = set(spec.holdout_policies)
-    seen = np.asarray([policy_id not in holdout for policy_id in test["policy"]])
+    seen = np.asarray([policy_id not in holdout for policy_id in policy_column.tolist()])
     if not holdout:
-        results = [_result("all", labels, scores, threshold)]
+        results = [_result("all", labels, shifted, 0.5)]
     else:
-        results = [_result("trained policies", labels[seen], scores[seen], threshold)]
-        results.append(_result("held-out policies (zero-shot)", labels[~seen], scores[~seen], threshold))
-    if spec.instructions is not None:
-        policy_column = np.asarray(test["policy"])
+        results = [_result("trained policies", labels[seen], shifted[seen], 0.5)]
+        results.append(_result("held-out policies (zero-shot)", labels[~seen], shifted[~seen], 0.5))
+    if spec.reads_pairs:
         for policy_id in sorted(set(policy_column.tolist())):
             rows = policy_column == policy_id
             scope = f"{policy_id} (zero-shot)" if policy_id in holdout else policy_id
-            results.append(_result(scope, labels[rows], scores[rows], threshold))
+            results.append(_result(scope, labels[rows], scores[rows], manifest.threshold_for(policy_id)))
     return results
 
 
-def _training_lines(config: EncoderTrainingConfig, examples: int, steps: int, class_weights: list[float], torch) -> list[str]:
+def _training_lines(config: EncoderTrainingConfig, training: dict, class_weights: list[float], torch) -> list[str]:
     device = "GPU" if torch.cuda.is_available() else "CPU"
     precision = next((name for name, used in precision_flags(config.precision).items() if used), "fp32")
-    lines = [
-        f"{examples} training examples, {steps} optimiser steps of {config.batch_size} x {config.gradient_accumulation_steps} "
-        f"examples, learning rate {config.learning_rate:g}, seed {config.seed}, {precision} on {device}.",
-        "Best checkpoint by validation F1" + (f", early stopping after {config.early_stopping_patience} validations without gain." if config.early_stopping_patience else "."),
-    ]
-    if config.class_weighting:
-        lines.append(f"Loss weighted by inverse class frequency (safe {class_weights[0]:.2f}, unsafe {class_weights[1]:.2f}).")
+    reads = "the mean of the token states (a frozen mean-pooling layer before the head)" if training["pooling"] == "mean" else "the [CLS] token"
+    lines = [f"The head reads {reads}."]
+    if training["head_init"] == "prototype":
+        lines.append(
+            f"The head started as a logistic regression (C={config.head_c:g}) fitted on the frozen encoder's features "
+            f"(training accuracy {training['prototype_head_training_accuracy']:.3f})."
+        )
+    if training["steps"]:
+        lines += [
+            f"{training['examples']} training examples, {training['steps']} optimiser steps of {config.batch_size} x "
+            f"{config.gradient_accumulation_steps} examples, learning rate {config.learning_rate:g}, seed {config.seed}, {precision} on {device}.",
+            "Best checkpoint by validation F1"
+            + (f", early stopping after {config.early_stopping_patience} validations without gain." if config.early_stopping_patience else "."),
+        ]
+        if config.class_weighting:
+            lines.append(f"Loss weighted by inverse class frequency (safe {class_weights[0]:.2f}, unsafe {class_weights[1]:.2f}).")
+    else:
+        lines.append(f"No fine-tuning (--epochs 0): the encoder is the base model's, {training['examples']} training examples fitted the head.")
     return lines

@@ -1,4 +1,4 @@
-"""`guardkit train multitask`: a MultiTaskGuard, all policies, input = (policy instruction, text)."""
+"""`guardkit train multitask`: a MultiTaskGuard, all policies, input = (policy rule or instruction, text)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from guardkit.data.io import load_guard_dataset
 from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
+from guardkit.train.rule_pairs import build_rule_pairs
+
+PAIR_INPUTS = {"rule": "rule_pair", "instruction": "instruction_pair"}
 
 
 def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
     """Fine-tune one pair classifier on config "multitask"; --holdout_policies stay out of train and validation."""
+    if config.pair_input not in PAIR_INPUTS:
+        raise TrainingError(f"--pair_input must be one of {', '.join(PAIR_INPUTS)}, got '{config.pair_input}'")
     splits, policies = load_guard_dataset(config.dataset, "multitask", revision=config.dataset_revision)
     present = list(dict.fromkeys(splits["train"]["policy"]))
     holdout = [part.strip() for part in (config.holdout_policies or "").split(",") if part.strip()]
@@ -30,11 +35,25 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
     )
     if config.policy_examples:
         splits = with_policy_examples(splits, [policies[policy_id] for policy_id in trained])
+    training_rows, notes = None, ()
+    if config.pair_input == "rule":
+        built = {
+            name: build_rule_pairs(splits[name], policies, config.negatives_per_rule_pair, config.rule_paraphrases and name == "train", config.seed)
+            for name in ("train", "validation")
+        }
+        training_rows = DatasetDict({name: pairs for name, (pairs, _) in built.items()})
+        counts = built["train"][1]
+        notes = (
+            f"Trained on {counts['positive']} (rule, text) pairs whose text breaks the rule and {counts['negative']} whose text "
+            f"does not, with {counts['distinct_instructions']} distinct rule instructions (rules of {len(trained)} policies, "
+            "reworded and combined); each pair's label follows from the rules its dataset row records.",
+        )
     spec = EncoderGuardSpec(
         kind="multitask",
         policies=[policies[policy_id] for policy_id in trained],
-        instructions={policy_id: policy.instruction() for policy_id, policy in policies.items() if policy_id in kept},
+        input_format=PAIR_INPUTS[config.pair_input],
         dataset_config="multitask",
         holdout_policies=holdout,
+        training_notes=notes,
     )
-    train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)])
+    train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)], training_rows=training_rows)

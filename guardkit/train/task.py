@@ -17,5 +17,5 @@ def train_task_guard(config: TaskGuardConfig) -> None:
     splits = splits.filter(lambda policy: policy == config.policy, input_columns="policy", desc=f"selecting {config.policy}")
     if config.policy_examples:
         splits = with_policy_examples(splits, [policies[config.policy]])
-    spec = EncoderGuardSpec(kind="task", policies=[policies[config.policy]], instructions=None, dataset_config="default")
+    spec = EncoderGuardSpec(kind="task", policies=[policies[config.policy]], input_format="text", dataset_config="default")
     train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)])

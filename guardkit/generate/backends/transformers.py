@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from guardkit.assets import DEFAULT_LLM, resolve_model
 from guardkit.generate.backends.base import BackendError, GeneratorBackend, register_backend
 from guardkit.generate.prompting import Prompt, Response
-from guardkit.generate.requests import stable_seed
+from guardkit.stable_random import stable_seed
 
 
 @register_backend("transformers")
