@@ -105,55 +105,41 @@ def test_the_wheel_and_the_sdist_carry_every_file_the_package_reads(dist):
     assert not [name for name in names if name.endswith(".pyc") or "__pycache__" in name]
 
 
-def test_the_installed_wheel_renders_cards_and_runs_policy_bench_outside_the_checkout(venv, tmp_path, tiny_bert_dir):
-    from test_generate_card import FIXTURE, _stats
-
-    from guardkit.generate.config import GenerateConfig
+def test_the_installed_wheel_finds_what_it_reads_and_runs_policy_bench_outside_the_checkout(venv, tmp_path, tiny_bert_dir):
     from tiny_models import save_tiny_guard
 
     guard = save_tiny_guard(tmp_path / "guard", tiny_bert_dir, "task", ("jailbreak",), 128)
     work = tmp_path / "work"
     work.mkdir()
-    inputs = {
-        "stats": _stats(),
-        "generation": asdict(GenerateConfig(policies=[str(FIXTURE)], output="data", push_to_hub="org/pets")),
-        "policy": str(FIXTURE),
-    }
-    (work / "inputs.json").write_text(json.dumps(inputs))
     script = """
-import json, sys
+import json
 from pathlib import Path
 import guardkit
-from guardkit.generate.card import TEMPLATE as DATASET_TEMPLATE, render_card
-from guardkit.policies import load_policies
-from guardkit.train.card import TEMPLATE as MODEL_TEMPLATE, CardResult, render_guard_card
 from guardkit import Guard, Policy
+from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR
+from guardkit.generate.card import TEMPLATE as DATASET_TEMPLATE
+from guardkit.resources import shipped_path
+from guardkit.train.card import TEMPLATE as MODEL_TEMPLATE
 
-inputs = json.loads(Path("inputs.json").read_text())
-policies = load_policies([inputs["policy"]])
-render_card(
-    name="pets", policies=policies, split_rows={"default": {"train": 10, "test": 4}, "multitask": {"train": 12, "test": 4}},
-    stats=inputs["stats"], generation=inputs["generation"], examples=[], license="apache-2.0",
-).save("dataset_card.md")
-render_guard_card(
-    kind="task", policies=policies, base_model="sentence-transformers/all-MiniLM-L6-v2", datasets=[], license="apache-2.0",
-    threshold=0.5, calibration="max F1 on validation", max_length=128,
-    results=[CardResult("all", {"f1": 0.9, "precision": 0.9, "recall": 0.9, "fpr": 0.1, "support": 8})], repo_id="org/pet-guard",
-).save("model_card.md")
-print(json.dumps({"package": guardkit.__file__, "templates": [str(DATASET_TEMPLATE), str(MODEL_TEMPLATE)], "api": [Guard.__name__, Policy.__name__]}))
+folders = {"bench": DEFAULT_POLICY_BENCH_DIR, "following": DEFAULT_POLICY_FOLLOWING_DIR, "space": str(shipped_path("spaces/guardkit"))}
+print(json.dumps({
+    "package": guardkit.__file__,
+    "paths": [str(DATASET_TEMPLATE), str(MODEL_TEMPLATE), *folders.values()],
+    # (pip byte-compiles the Space's app.py where it installs it; the Space's own copy never has __pycache__)
+    "files": {name: sorted(str(path.relative_to(folder)) for path in Path(folder).rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+              for name, folder in folders.items()},
+    "api": [Guard.__name__, Policy.__name__],
+}))
 """
     env = _isolated_env()
     report = json.loads(_run([str(venv), "-c", script], cwd=work, env=env))
     venv_root = venv.parent.parent
     assert Path(report["package"]).is_relative_to(venv_root)  # the wheel's guardkit, not the checkout's
-    assert all(Path(template).is_relative_to(venv_root) for template in report["templates"])
+    assert all(Path(path).is_relative_to(venv_root) and Path(path).exists() for path in report["paths"])
+    for name, folder in (("bench", "benchmarks/policy_bench"), ("following", "benchmarks/policy_following"), ("space", "spaces/guardkit")):
+        in_checkout = sorted(str(path.relative_to(REPO / folder)) for path in (REPO / folder).rglob("*") if path.is_file())
+        assert report["files"][name] == in_checkout  # every file, subfolders included
     assert report["api"] == ["Guard", "Policy"]
-    from huggingface_hub import DatasetCard, ModelCard
-
-    dataset_card = DatasetCard.load(work / "dataset_card.md")
-    assert dataset_card.data.task_categories == ["text-classification"] and "Feeding pets foods" in dataset_card.text
-    model_card = ModelCard.load(work / "model_card.md")
-    assert model_card.data.pipeline_tag == "text-classification" and "Guard.from_pretrained('org/pet-guard')" in model_card.text
 
     guardkit_command = venv.parent / "guardkit"
     _run(
@@ -166,3 +152,43 @@ print(json.dumps({"package": guardkit.__file__, "templates": [str(DATASET_TEMPLA
     bench = [record for record in results["results"] if record["suite"] == "policy-bench" and record["policy"] == "jailbreak"]
     assert {"f1", "recall"} <= {record["metric"] for record in bench}
     assert all(record["model"] == "guard" and record["n"] >= 60 for record in bench)  # every hand-written jailbreak row
+
+
+def test_the_installed_wheel_renders_a_dataset_card_and_a_model_card_from_its_templates(venv, tmp_path):
+    """The sample stats are tests/test_generate_card.py's: the card renders from what generate records."""
+    from test_generate_card import FIXTURE, _stats
+
+    from guardkit.generate.config import GenerateConfig
+
+    inputs = {
+        "stats": _stats(),
+        "generation": asdict(GenerateConfig(policies=[str(FIXTURE)], output="data", push_to_hub="org/pets")),
+        "policy": str(FIXTURE),
+    }
+    (tmp_path / "inputs.json").write_text(json.dumps(inputs))
+    script = """
+import json
+from pathlib import Path
+from guardkit.generate.card import render_card
+from guardkit.policies import load_policies
+from guardkit.train.card import CardResult, render_guard_card
+
+inputs = json.loads(Path("inputs.json").read_text())
+policies = load_policies([inputs["policy"]])
+render_card(
+    name="pets", policies=policies, split_rows={"default": {"train": 10, "test": 4}, "multitask": {"train": 12, "test": 4}},
+    stats=inputs["stats"], generation=inputs["generation"], examples=[], license="apache-2.0",
+).save("dataset_card.md")
+render_guard_card(
+    kind="task", policies=policies, base_model="sentence-transformers/all-MiniLM-L6-v2", datasets=[], license="apache-2.0",
+    threshold=0.5, calibration="max F1 on validation", max_length=128,
+    results=[CardResult("all", {"f1": 0.9, "precision": 0.9, "recall": 0.9, "fpr": 0.1, "support": 8})], repo_id="org/pet-guard",
+).save("model_card.md")
+"""
+    _run([str(venv), "-c", script], cwd=tmp_path, env=_isolated_env())
+    from huggingface_hub import DatasetCard, ModelCard
+
+    dataset_card = DatasetCard.load(tmp_path / "dataset_card.md")
+    assert dataset_card.data.task_categories == ["text-classification"] and "Feeding pets foods" in dataset_card.text
+    model_card = ModelCard.load(tmp_path / "model_card.md")
+    assert model_card.data.pipeline_tag == "text-classification" and "Guard.from_pretrained('org/pet-guard')" in model_card.text
