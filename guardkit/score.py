@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard, policies_option, text_problem
@@ -73,6 +74,10 @@ class ScoreConfig:
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) when --model is a Hub id"})
     batch_size: int = field(default=32, metadata={"help": "texts per forward pass"})
     device: str | None = field(default=None, metadata={"help": "torch device (cpu, cuda, ...); default: cuda when available"})
+    backend: Literal["auto", "torch", "onnx"] = field(
+        default="auto",
+        metadata={"help": "forward pass: the ONNX model `guardkit export` wrote (auto: when the guard has one and runs on the CPU) or torch"},
+    )
 
 
 # ---------------------------------------------------------------- reading the input
@@ -332,7 +337,7 @@ def score(config: ScoreConfig) -> int:
     if not output.parent.is_dir():
         raise ScoreError(f"--output {output}: the folder {output.parent} does not exist")
     transformers_logging.disable_progress_bar()
-    guard = Guard.from_pretrained(config.model, revision=config.revision, device=config.device)
+    guard = Guard.from_pretrained(config.model, revision=config.revision, device=config.device, backend=config.backend)
     policies = policies_option(guard, config.policy)
     policy_record = _policy_record(policies, guard)
     policy_ids = list(policy_record)
@@ -355,6 +360,7 @@ def score(config: ScoreConfig) -> int:
         "model": config.model,
         "revision": config.revision,
         "guard": guard.manifest.to_dict(),
+        "backend": guard.backend,  # an int8 ONNX model scores a little differently from torch: rows are not mixed
         "input": source,
         "split": config.split,
         "dataset_config": config.dataset_config,
