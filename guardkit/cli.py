@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -41,6 +42,11 @@ STAGES: dict[str, Stage] = {
         "fine-tune a JudgeGuard, a small causal LM judge, with trl (the fair LLM baseline)",
     ),
     "check": Stage("guardkit.guard:CheckConfig", "guardkit.guard:run_check", "score texts with a trained guard"),
+    "score": Stage(
+        "guardkit.score:ScoreConfig",
+        "guardkit.score:score",
+        "score every row of a JSONL, CSV or Parquet file or a Hub dataset (resumable)",
+    ),
     "export": Stage(
         "guardkit.export:ExportConfig",
         "guardkit.export:export_guard",
@@ -100,6 +106,13 @@ def _find_stage(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _describe(error: OSError) -> str:
+    where = f": {error.filename}" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device{where}; free some space and rerun the same command (finished work is kept)"
+    return f"{error.strerror or error}{where}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -125,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _load(stage.runner)(config)
     except GuardkitError as error:
         print(f"guardkit {name}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # The machine's side of a run (a full disk, a permission, a file named in an option): the user can fix it.
+        print(f"guardkit {name}: error: {_describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"guardkit {name}: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)

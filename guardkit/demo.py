@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardkit.errors import GuardkitError
-from guardkit.guard import Guard, read_manifest
+from guardkit.guard import MAX_TEXT_CHARS, Guard, guard_folders, read_manifest, text_problem
 from guardkit.policies import Policy, PolicyError, shipped_policies
 
 if TYPE_CHECKING:
@@ -54,6 +54,10 @@ NO_MODEL_MESSAGE = (
     "or point `GUARDKIT_MODEL` at a guard folder or Hub model id (comma-separated for several)."
 )
 EMPTY_TEXT_MESSAGE = "Type or paste a text to check."
+LONG_TEXT_MESSAGE = (
+    "The text has {length:,} characters; a guard scores at most {limit:,} per text (scoring time grows with "
+    "length). Split it into parts and check each: the whole is unsafe when any part is."
+)
 WINDOW_MESSAGE = (
     "This text is longer than the guard reads at once: it was scored with a sliding window over "
     "overlapping pieces, and each score is the highest over the pieces."
@@ -116,8 +120,7 @@ def reproduce_guards(reproduce_dir: str | Path) -> list[tuple[str, str]]:
     if not root.is_dir():
         return []
     found = []
-    for manifest_file in root.rglob("guardkit.json"):
-        folder = manifest_file.parent
+    for folder in guard_folders(root):
         kind = read_manifest(folder).kind
         if kind in KIND_ORDER:
             found.append((folder.relative_to(root).as_posix(), kind, folder))
@@ -138,6 +141,15 @@ def model_sources(config: DemoConfig) -> list[tuple[str, str]]:
         return reproduce_guards(config.reproduce_dir)
     names = [Path(source).name if Path(source).is_dir() else source for source in sources]
     return [(name if names.count(name) == 1 else source, source) for name, source in zip(names, sources)]
+
+
+def space_config(folder: str | Path) -> DemoConfig:
+    """The Space's page: the guards in $GUARDKIT_MODEL when set, else those its README front matter names
+    (`models`, filled in by `guardkit publish`), else, in a checkout, those of the last `make reproduce`."""
+    from huggingface_hub import SpaceCard
+
+    models = SpaceCard.load(Path(folder) / "README.md").data.models or []
+    return DemoConfig(model=None if os.environ.get(MODEL_ENV) or not models else ",".join(models))
 
 
 def load_guards(sources: Sequence[tuple[str, str]]) -> list[LoadedGuard]:
@@ -229,6 +241,15 @@ def _verdict_html(cards: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 def _no_result(message: str) -> tuple[str, str, dict[str, Any]]:
     return message, "", {"verdicts": []}
+
+
+def _text_refusal(text: str | None) -> str | None:
+    """The page's message for a text no guard scores (empty, or over the length cap), or None."""
+    if not text or not text.strip():
+        return EMPTY_TEXT_MESSAGE
+    if len(text) > MAX_TEXT_CHARS:
+        return LONG_TEXT_MESSAGE.format(length=len(text), limit=MAX_TEXT_CHARS)
+    return None
 
 
 class DemoService:
@@ -443,8 +464,9 @@ class DemoService:
         """Verdict per ticked policy for one text: (message, verdict cards, {"verdicts": [...]})."""
         if not self.guards:
             return _no_result(NO_MODEL_MESSAGE)
-        if not text or not text.strip():
-            return _no_result(EMPTY_TEXT_MESSAGE)
+        refusal = _text_refusal(text)
+        if refusal:
+            return _no_result(refusal)
         if not policy_ids:
             return _no_result("Tick at least one policy to check against.")
         rows = []
@@ -467,8 +489,9 @@ class DemoService:
         """The same text and policy through every loaded model that can score it, with latencies."""
         if not self.guards:
             return _no_result(NO_MODEL_MESSAGE)
-        if not text or not text.strip():
-            return _no_result(EMPTY_TEXT_MESSAGE)
+        refusal = _text_refusal(text)
+        if refusal:
+            return _no_result(refusal)
         if not policy_id:
             return _no_result("Choose a policy to compare on.")
         rows = [self._score_one(loaded, text, policy_id) for loaded in self.guards if loaded.can_score(policy_id)]
@@ -589,9 +612,10 @@ class DemoService:
             message = f"`{path.name}` has no `text` column (columns found: {columns}); name the column that holds the texts `text`."
             return message, empty, None
         texts = ["" if value is None or (isinstance(value, float) and value != value) else str(value) for value in frame["text"]]
-        rows = [index for index, text in enumerate(texts) if text.strip()]
+        problems = [text_problem(text) for text in texts]
+        rows = [index for index, problem in enumerate(problems) if problem is None]
         if not rows:
-            return f"`{path.name}` has no non-empty text to score.", empty, None
+            return f"`{path.name}` has no text to score (every row is empty or over {MAX_TEXT_CHARS:,} characters).", empty, None
         guards = {policy_id: self.guard_for(policy_id) for policy_id in policy_ids}
         unscorable = [policy_id for policy_id, loaded in guards.items() if loaded is None]
         if unscorable:
@@ -621,6 +645,7 @@ class DemoService:
             frame[f"{policy_id}_score"] = [None if score is None else round(score, SCORE_DECIMALS) for score in scores]
             frame[f"{policy_id}_label"] = labels
         frame["unsafe_policies"] = [",".join(policies) for policies in flagged]
+        frame["skipped"] = [None if problem is None else f"text {problem}" for problem in problems]
         seconds = time.perf_counter() - start
         output = self._download_path(f"{path.stem}-scored.csv")
         frame.to_csv(output, index=False)
@@ -636,7 +661,10 @@ class DemoService:
             )
         if len(rows) < len(texts):
             skipped = len(texts) - len(rows)
-            message += f" {_count(skipped, 'row')} without text {'was' if skipped == 1 else 'were'} left unscored."
+            message += (
+                f" {_count(skipped, 'row')} {'was' if skipped == 1 else 'were'} left unscored (empty, or over "
+                f"{MAX_TEXT_CHARS:,} characters: the skipped column says which)."
+            )
         return message, frame, str(output)
 
     def _download_path(self, filename: str) -> Path:

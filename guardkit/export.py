@@ -25,8 +25,9 @@ from guardkit.errors import GuardkitError
 from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR
 from guardkit.guard import MANIFEST_FILE, Guard, GuardError, _local_folder, read_manifest
 from guardkit.onnx_runtime import ONNX_DIR, ONNX_FILES
+from guardkit.resources import shipped_path
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "onnx_export.md"
+TEMPLATE = shipped_path("model_cards/onnx_export.md")
 CARD_START = "<!-- guardkit-export:start -->"
 CARD_END = "<!-- guardkit-export:end -->"
 RECIPE_FILE = "export.yaml"

@@ -42,10 +42,32 @@ PAIR_FOLDER = "pair"
 # would make the sliding window crawl through long texts a few words at a time.
 MIN_TEXT_TOKENS = 16
 UNSAFE = LABEL2ID["unsafe"]
+# The longest text a guard scores, in characters (about 8,000 tokens of English). Longer texts are
+# refused, not cut: a guard that read only a prefix would pass whatever follows it. The sliding window
+# makes time grow with length: a text this long took 2.3 s per policy with a MiniLM TaskGuard and 4.5 s
+# with a pair guard on one CPU core (docs/reliability.md); one of 1 MB would take minutes.
+MAX_TEXT_CHARS = 32_000
 
 
 class GuardError(GuardkitError):
     """A guard folder that cannot be read or an input a guard cannot score; the message says what to do."""
+
+
+def text_problem(text: object) -> str | None:
+    """Why a guard cannot score `text` ("is empty or only whitespace", ...), or None when it can."""
+    if not isinstance(text, str):
+        return f"is a {type(text).__name__}, not a string"
+    if not text.strip():
+        return "is empty or only whitespace"
+    if len(text) > MAX_TEXT_CHARS:
+        return f"has {len(text):,} characters, more than the {MAX_TEXT_CHARS:,} a guard scores"
+    return None
+
+
+TEXT_RULE = (
+    f"a guard scores non-empty strings of at most {MAX_TEXT_CHARS:,} characters (guardkit.guard.MAX_TEXT_CHARS); "
+    "split a longer text into parts and score each (the whole is unsafe when any part is)"
+)
 
 
 @dataclass(frozen=True)
@@ -252,6 +274,14 @@ def save_guard(
     return output
 
 
+def guard_folders(root: str | Path) -> list[Path]:
+    """Every guard folder below `root`, in path order; a pair guard carried inside another guard is part of it."""
+    root = Path(root)
+    folders = sorted(manifest.parent for manifest in root.rglob(MANIFEST_FILE))
+    inside = set(folders)
+    return [folder for folder in folders if not any(parent in inside for parent in folder.parents)]
+
+
 def copy_guard_folder(source: str | Path, destination: str | Path) -> Path:
     """Copy a complete guard folder (as a UniGuard carries its pair guard); the manifest is copied last, so a
     copy cut short is never taken for a guard. Resumable-training leftovers (checkpoints/) are not copied."""
@@ -305,9 +335,36 @@ def read_manifest(folder: str | Path) -> GuardManifest:
         )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise GuardError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise GuardError(f"{path}: expected a JSON object with format_version, kind, policies, ...; got a {type(raw).__name__}")
     return GuardManifest.from_dict(raw, str(path))
+
+
+def _load_classifier_folder(folder: Path, manifest: GuardManifest, backend: str, device: str):
+    """(tokenizer, classifier) of a classifier guard folder; a damaged or incomplete folder is a GuardError."""
+    from safetensors import SafetensorError
+    from transformers import AutoTokenizer
+
+    damaged = "copy the folder again (an interrupted copy or download leaves it so), `guardkit pull` it again, or retrain it"
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise GuardError(
+            f"{folder} has no tokenizer (tokenizer.json / tokenizer_config.json); {damaged}, or copy the tokenizer "
+            f"files of its base model {manifest.base_model} into it"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = load_sequence_classifier(folder, backend, device)
+    except (OSError, ValueError, SafetensorError) as error:
+        raise GuardError(f"{folder}: the model cannot be loaded ({error}); {damaged}".replace("\n", " ")) from None
+    # transformers builds an empty tokenizer when the vocabulary files are missing: every word would be unknown.
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise GuardError(
+            f"{folder}: the tokenizer has no vocabulary besides its special tokens (its vocabulary file is missing); "
+            f"{damaged}, or copy the tokenizer files of its base model {manifest.base_model} into it"
+        )
+    return tokenizer, model
 
 
 def _validate_texts(texts: str | Sequence[str]) -> list[str]:
@@ -319,10 +376,9 @@ def _validate_texts(texts: str | Sequence[str]) -> list[str]:
     if not texts:
         raise GuardError("no texts given: pass at least one non-empty string")
     for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise GuardError(f"text {index} is a {type(text).__name__}, not a string; pass str values only")
-        if not text.strip():
-            raise GuardError(f"text {index} is empty or only whitespace; there is nothing to score")
+        problem = text_problem(text)
+        if problem:
+            raise GuardError(f"text {index} {problem}; {TEXT_RULE}")
     return texts
 
 
@@ -416,11 +472,9 @@ class Guard:
             guard = cls(LLMJudge(str(folder), few_shot=0, device=device), None, manifest, policies)
             guard.folder = folder
             return guard
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer, model = _load_classifier_folder(folder, manifest, backend, device)
         pair = cls.from_pretrained(folder / manifest.pair_folder, device=device, backend=backend) if manifest.pair_folder else None
-        guard = cls(load_sequence_classifier(folder, backend, device), tokenizer, manifest, policies, pair)
+        guard = cls(model, tokenizer, manifest, policies, pair)
         guard.folder = folder
         return guard
 
@@ -753,22 +807,34 @@ class CheckConfig:
     as_json: bool = field(default=False, metadata={"help": "print one JSON object per verdict instead of a table"})
 
 
+def policies_option(guard: Guard, option: str | None) -> list[str | Policy] | None:
+    """What a `--policy` option names: the guard's own policy ids as ids, other ids and YAML files as Policies.
+
+    None (no option) stands for all of the guard's policies.
+    """
+    if not option:
+        return None
+    policies: list[str | Policy] = []
+    for part in option.split(","):
+        part = part.strip()
+        if part in guard.manifest.policies:
+            policies.append(part)
+        elif part:
+            policies.extend(load_policies([part]))
+    ids = [policy.id if isinstance(policy, Policy) else policy for policy in policies]
+    repeated = sorted({policy_id for policy_id in ids if ids.count(policy_id) > 1})
+    if repeated:
+        raise PolicyError(f"policy id given more than once: {', '.join(repeated)}")
+    return policies
+
+
 def run_check(config: CheckConfig) -> int:
     """`guardkit check`: print a verdict per text and policy."""
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     guard = Guard.from_pretrained(config.model, revision=config.revision)
-    policies: list[str | Policy] | None = None
-    if config.policy:
-        policies = []
-        for part in config.policy.split(","):
-            part = part.strip()
-            if part in guard.manifest.policies:
-                policies.append(part)
-            elif part:
-                policies.extend(load_policies([part]))
-    verdicts = guard.check(config.texts, policies, batch_size=config.batch_size)
+    verdicts = guard.check(config.texts, policies_option(guard, config.policy), batch_size=config.batch_size)
     for verdict in verdicts:
         text = config.texts[verdict.text_index]
         if config.as_json:

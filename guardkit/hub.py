@@ -4,10 +4,13 @@ Three kinds of folder are published, each recognised by what it contains:
   dataset  data/*.parquet with a README.md card (`configs`, `dataset_info.features`), written by `guardkit generate`
   model    guardkit.json next to a transformers config.json, written by `guardkit train` / `guardkit merge`
   space    a README.md whose front matter sets `sdk`, plus its app file (app.py)
+and a run (the folder `make reproduce` writes: one dataset and the guards trained on it) as all of them in
+order: the dataset, every guard naming the dataset's new Hub id, then the Space serving the guards.
 
 The stage that writes a folder also renders its card (templates in `dataset_cards/` and `model_cards/`); this
-module only checks the card and the folder locally, then uploads the folder as one commit. The token comes from
-`HF_TOKEN` or the huggingface_hub login and is handed to huggingface_hub only: it is never printed, logged or written.
+module checks the card and the folder locally, writes in what is known only at publish time on a copy
+(`guardkit.staging`), then uploads it as one commit. The token comes from `HF_TOKEN` or the huggingface_hub
+login and is handed to huggingface_hub only: it is never printed, logged or written.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from huggingface_hub import DatasetCard, HfApi, ModelCard, SpaceCard, constants, get_token, is_offline_mode, metadata_load
+from huggingface_hub import DatasetCard, HfApi, ModelCard, RepoCard, SpaceCard, constants, get_token, is_offline_mode, metadata_load
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -34,6 +37,9 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, fi
 
 from guardkit import __version__
 from guardkit.errors import GuardkitError
+from guardkit.guard import DatasetRef, guard_folders, read_manifest
+from guardkit.resources import shipped_path
+from guardkit.staging import Stage, StagingError, is_local_path, space_requirement_problems, stage_guard, stage_space
 
 # An artifact's kind is also its Hub repository type.
 HUB_URL_PREFIXES = {"dataset": "datasets/", "model": "", "space": "spaces/"}
@@ -66,9 +72,43 @@ class ArtifactError(GuardkitError):
 @dataclass
 class PublishConfig:
     folder: str = field(
-        metadata={"positional": True, "help": "folder to publish: a dataset (guardkit generate), a guard (train/merge) or a Space"}
+        metadata={
+            "positional": True,
+            "help": "folder to publish: a dataset (guardkit generate), a guard (train/merge), a Space, or a whole run "
+            "(the folder of `make reproduce`: its dataset, guards and the Space, with --namespace)",
+        }
     )
-    repo_id: str = field(metadata={"help": "Hub repository to publish to, ORG/NAME (created if it does not exist)"})
+    repo_id: str | None = field(
+        default=None, metadata={"help": "Hub repository to publish a dataset, guard or Space to, ORG/NAME (created if it does not exist)"}
+    )
+    namespace: str | None = field(
+        default=None,
+        metadata={"help": "for a run: the user or organisation its repositories are created under (PREFIX-dataset, PREFIX-uniguard, ...)"},
+    )
+    prefix: str | None = field(default=None, metadata={"help": "for a run: the start of every repository name; default: the run folder's name"})
+    model: list[str] = field(
+        default_factory=list,
+        metadata={
+            "action": "extend",
+            "help": "for a Space: Hub ids of the guards it serves (repeat --model; the first opens the page), written "
+            "into its README's `models`",
+        },
+    )
+    dataset_id: list[str] = field(
+        default_factory=list,
+        metadata={
+            "action": "extend",
+            "help": "for a guard trained from a local dataset folder: the Hub id that dataset was published to "
+            "(written into its card and guardkit.json); for a Space: its `datasets` (default: those the --model cards name)",
+        },
+    )
+    guardkit_requirement: str | None = field(
+        default=None,
+        metadata={
+            "help": "for a Space: the requirements.txt line that installs guardkit, e.g. 'guardkit @ "
+            "git+https://github.com/ORG/guardkit@TAG'; default: a wheel built from this checkout, uploaded with the Space"
+        },
+    )
     private: bool = field(default=False, metadata={"help": "create the repository as private"})
     revision: str | None = field(
         default=None, metadata={"help": "branch to commit to, created from main if it does not exist; none: main"}
@@ -256,7 +296,7 @@ def _model_problems(folder: Path, card_text: str) -> list[str]:
         ("pipeline_tag", "text-classification for encoder guards, text-generation for judges"),
         ("base_model", "the Hub id of the model it was fine-tuned from"),
         ("datasets", "the Hub ids of its training data; a guard trained from a local folder has none: publish the "
-         "dataset (guardkit publish DATASET_DIR --repo-id ORG/NAME) and train from that id"),
+         "dataset (guardkit publish DATASET_DIR --repo-id ORG/NAME), then this guard with --dataset-id ORG/NAME"),
     ):
         if not getattr(data, name):
             problems.append(f"README.md front matter has no `{name}` ({meaning})")
@@ -330,8 +370,11 @@ def _space_problems(folder: Path, card_text: str) -> tuple[list[str], str | None
         problems.append(f"`sdk: {data.sdk}` is not a Space SDK; use one of {', '.join(constants.SPACES_SDK_TYPES)}")
     if data.app_file and not (folder / data.app_file).is_file():
         problems.append(f"the app file '{data.app_file}' named in README.md is not in the folder")
+    if not data.models:
+        problems.append("README.md front matter has no `models`: pass --model ORG/GUARD for each guard the Space serves")
     problems += _hub_link_problems("models", data.models, "name each guard by its Hub id (publish it first)")
     problems += _hub_link_problems("datasets", data.datasets, "name each dataset by its Hub id (publish it first)")
+    problems += space_requirement_problems(folder)
     return problems, data.sdk
 
 
@@ -357,8 +400,11 @@ def _token_leak_problems(folder: Path, files: list[tuple[str, int]], token: str 
     return problems
 
 
-def inspect_folder(folder: str | Path, token: str | None = None) -> Artifact:
-    """Recognise and validate a folder; raises ArtifactError listing every problem, or returns what to upload."""
+def inspect_folder(folder: str | Path, token: str | None = None, source: Path | None = None) -> Artifact:
+    """Recognise and validate a folder; raises ArtifactError listing every problem, or returns what to upload.
+
+    source: the folder a publish-ready copy was made from (the card must not name paths around it either).
+    """
     folder = Path(folder)
     kind = detect_kind(folder)
     files = _upload_files(folder)
@@ -374,7 +420,7 @@ def inspect_folder(folder: str | Path, token: str | None = None) -> Artifact:
         else:
             space_problems, space_sdk = _space_problems(folder, card_text)
             problems += space_problems
-        problems += _local_path_problems(card_text, folder)
+        problems += _local_path_problems(card_text, source or folder)
     problems += _token_leak_problems(folder, files, token)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
@@ -405,7 +451,8 @@ def _hub_error(error: Exception, repo_id: str) -> HubAccessError:
     return HubAccessError(f"cannot reach the Hugging Face Hub ({type(error).__name__}); check the network and retry")
 
 
-def _upload(artifact: Artifact, repo_id: str, token: str, api, private: bool, revision: str | None, create_pr: bool) -> str:
+def _upload(artifact: Artifact, repo_id: str, token: str, api, private: bool, revision: str | None, create_pr: bool):
+    """Create the repo if needed and upload the folder as one commit; returns huggingface_hub's CommitInfo."""
     repo_type = artifact.kind
     try:
         extra = {"space_sdk": artifact.space_sdk} if artifact.kind == "space" else {}
@@ -432,7 +479,7 @@ def _upload(artifact: Artifact, repo_id: str, token: str, api, private: bool, re
         )
     except (HfHubHTTPError, OfflineModeIsEnabled, *TRANSPORT_ERRORS) as error:
         raise _hub_error(error, repo_id) from None
-    return commit.pr_url or commit.commit_url
+    return commit
 
 
 def _check_target(repo_id: str, revision: str | None, create_pr: bool) -> None:
@@ -456,19 +503,23 @@ def push_folder(
     """
     token = require_hub_access()
     _check_target(repo_id, revision, create_pr)
-    artifact = inspect_folder(folder, token)
-    print(f"uploading {artifact.kind} {artifact.folder} to {repo_url(repo_id, artifact.kind)} ({len(artifact.files)} files)")
-    url = _upload(artifact, repo_id, token, api or HfApi(), private, revision, create_pr)
-    print(f"published: {url}")
-    return url
+    commit = _push(inspect_folder(folder, token), repo_id, token, api or HfApi(), private, revision, create_pr)
+    return commit.pr_url or commit.commit_url
 
 
-def _print_dry_run(artifact: Artifact, config: PublishConfig, has_token: bool) -> None:
+def _push(artifact: Artifact, repo_id: str, token: str, api, private: bool, revision: str | None, create_pr: bool):
+    print(f"uploading {artifact.kind} to {repo_url(repo_id, artifact.kind)} ({len(artifact.files)} files)")
+    commit = _upload(artifact, repo_id, token, api, private, revision, create_pr)
+    print(f"published: {commit.pr_url or commit.commit_url}")
+    return commit
+
+
+def _print_dry_run(artifact: Artifact, repo_id: str, config: PublishConfig, has_token: bool) -> None:
     total = sum(size for _, size in artifact.files)
     target = "a pull request against main" if config.create_pr else f"branch {config.revision or 'main'}"
     print("dry run: nothing is uploaded")
     visibility = "private" if config.private else "public"
-    print(f"repo:    {config.repo_id} ({artifact.kind}, {visibility}) {repo_url(config.repo_id, artifact.kind)}")
+    print(f"repo:    {repo_id} ({artifact.kind}, {visibility}) {repo_url(repo_id, artifact.kind)}")
     print(f"commit:  {artifact.commit_message()}  -> {target}")
     print(f"token:   {'found' if has_token else 'missing: ' + LOGIN_HINT}")
     print(f"files:   {len(artifact.files)}, {_human_size(total)} (files on the Hub that are not listed here are deleted)")
@@ -478,16 +529,208 @@ def _print_dry_run(artifact: Artifact, config: PublishConfig, has_token: bool) -
     print(artifact.card_text, end="" if artifact.card_text.endswith("\n") else "\n")
 
 
-def publish(config: PublishConfig, api: HfApi | None = None) -> int:
-    """`guardkit publish DIR --repo-id ORG/NAME`."""
-    if config.dry_run:
-        _check_target(config.repo_id, config.revision, config.create_pr)
-        token = get_token()
-        _print_dry_run(inspect_folder(config.folder, token), config, has_token=bool(token))
-        return 0
-    push_folder(
-        config.folder, config.repo_id, private=config.private, revision=config.revision, create_pr=config.create_pr, api=api
+def _refuse_options(config: PublishConfig, what: str, names: tuple[str, ...]) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in names if getattr(config, name)]
+    if given:
+        raise GuardkitError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {what}")
+
+
+def _published_dataset(dataset_id: str, api, token: str | None, dry_run: bool) -> DatasetRef:
+    """The Hub dataset a guard names instead of its local folder, at its current revision (none in a dry run)."""
+    _check_repo_id(dataset_id)
+    if dry_run:
+        return DatasetRef(id=dataset_id)
+    try:
+        return DatasetRef(id=dataset_id, revision=api.dataset_info(dataset_id, token=token).sha)
+    except RepositoryNotFoundError:
+        raise HubAccessError(f"--dataset-id {dataset_id}: no such dataset on the Hub; publish it first (guardkit publish DATASET_DIR --repo-id {dataset_id})") from None
+    except (HfHubHTTPError, *TRANSPORT_ERRORS) as error:
+        raise _hub_error(error, dataset_id) from None
+
+
+def _datasets_of(models: list[str]) -> list[str]:
+    """The training datasets the guards' cards name, read from the Hub (or its cache)."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    found: list[str] = []
+    for model in models:
+        try:
+            found += ModelCard.load(model).data.datasets or []
+        except (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, *TRANSPORT_ERRORS) as error:
+            raise StagingError(
+                f"cannot read the card of {model} to name the datasets it was trained on ({type(error).__name__}); "
+                "publish the guard first, or name the datasets with --dataset-id"
+            ) from None
+    return list(dict.fromkeys(found))
+
+
+def _stage_folder(stage: Stage, folder: Path, config: PublishConfig, api, token: str | None) -> Path:
+    """The folder as it will be uploaded: a guard or a Space with the publish-time ids written in."""
+    kind = detect_kind(folder)
+    if kind == "dataset":
+        _refuse_options(config, "a dataset", ("model", "dataset_id", "guardkit_requirement"))
+        return folder
+    if kind == "model":
+        _refuse_options(config, "a guard", ("model", "guardkit_requirement"))
+        if len(config.dataset_id) > 1:
+            raise GuardkitError("--dataset-id: a guard is trained on one dataset; give one Hub id")
+        dataset = _published_dataset(config.dataset_id[0], api, token, config.dry_run) if config.dataset_id else None
+        return stage_guard(stage, folder, config.repo_id, dataset)
+    for model in config.model:
+        _check_repo_id(model)
+    datasets = config.dataset_id or _datasets_of(list(config.model))
+    return stage_space(
+        stage, folder, config.repo_id, config.model, datasets, config.guardkit_requirement, config.revision, config.private
     )
+
+
+def publish(config: PublishConfig, api: HfApi | None = None) -> int:
+    """`guardkit publish DIR --repo-id ORG/NAME`, or `guardkit publish RUN_DIR --namespace ORG` for a whole run."""
+    folder = Path(config.folder)
+    if is_run_folder(folder):
+        return publish_run(config, api)
+    _refuse_options(config, f"{folder} (not a run folder: it holds no guards below it)", ("namespace", "prefix"))
+    if not config.repo_id:
+        raise GuardkitError("--repo-id: name the Hub repository to publish to, ORG/NAME (a run folder takes --namespace ORG)")
+    _check_target(config.repo_id, config.revision, config.create_pr)
+    token = get_token() if config.dry_run else require_hub_access()
+    api = api or HfApi()
+    with Stage() as stage:
+        artifact = inspect_folder(_stage_folder(stage, folder, config, api, token), token, source=folder)
+        if config.dry_run:
+            _print_dry_run(artifact, config.repo_id, config, has_token=bool(token))
+        else:
+            _push(artifact, config.repo_id, token, api, config.private, config.revision, config.create_pr)
+    return 0
+
+
+# ---------------------------------------------------------------- a whole run
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder that is no artifact itself but holds guard folders below it (what `make reproduce` writes)."""
+    if not folder.is_dir() or (folder / "guardkit.json").is_file() or any((folder / "data").glob("*.parquet")):
+        return False
+    if "sdk" in _front_matter(folder / "README.md"):
+        return False
+    return bool(guard_folders(folder))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run publishes and where: the dataset, the guards (sources before the UniGuards merged from
+    them) and the Space, each with its repo id."""
+
+    root: Path
+    dataset: Path
+    guards: list[Path]
+    repo_ids: dict[Path, str]
+    space: Path
+    space_repo_id: str
+    space_models: list[str]
+
+    @classmethod
+    def read(cls, folder: Path, namespace: str, prefix: str) -> "RunPlan":
+        from guardkit.demo import reproduce_guards
+
+        root = folder.resolve()
+        datasets = sorted({path.parent.parent for path in root.rglob("data/*.parquet")})
+        if len(datasets) != 1:
+            found = ", ".join(str(path.relative_to(root)) for path in datasets) or "none"
+            raise ArtifactError(
+                f"{folder}: a run holds one dataset folder (data/*.parquet) and the guards trained on it; found {found}. "
+                "Publish folders one by one with --repo-id"
+            )
+        guards = guard_folders(root)
+        # Sources first: a UniGuard's card names them by their Hub ids.
+        guards.sort(key=lambda path: read_manifest(path).kind == "uniguard")
+        repo_ids = {}
+        for path in [datasets[0], *guards]:
+            name = f"{prefix}-{path.relative_to(root).as_posix().replace('/', '-')}"
+            repo_ids[path] = f"{namespace}/{name}"
+            _check_repo_id(repo_ids[path])
+        served = [repo_ids[Path(path).resolve()] for _, path in reproduce_guards(root)]
+        return cls(root, datasets[0], guards, repo_ids, shipped_path("spaces/guardkit"), f"{namespace}/{prefix}-space", served)
+
+    def source_ids(self, uniguard: Path) -> dict[str, str]:
+        """Each source of a UniGuard as its merge.yaml names it (a folder) -> its Hub id."""
+        from guardkit.merge.recipe import MergeRecipe
+
+        ids = {}
+        for source in MergeRecipe.load(uniguard / "merge.yaml").sources:
+            given = Path(source.model)
+            match = [
+                path for path in self.guards
+                if given.resolve() == path or given.as_posix().endswith("/" + path.relative_to(self.root).as_posix())
+            ]  # fmt: skip
+            if match:
+                ids[source.model] = self.repo_ids[match[0]]
+            elif is_local_path(source.model) or given.exists():
+                raise ArtifactError(f"{uniguard}: merged from {source.model}, which is not a guard of this run; publish it first")
+            else:
+                ids[source.model] = source.model  # already a Hub id
+        return ids
+
+    def staged(self, stage: Stage, dataset: DatasetRef, config: PublishConfig) -> list[tuple[str, Path, Path]]:
+        """(repo id, folder to upload, the run's folder it was made from) in publishing order."""
+        artifacts = [(self.repo_ids[self.dataset], self.dataset, self.dataset)]
+        for guard in self.guards:
+            manifest = read_manifest(guard)
+            local = [ref for ref in manifest.datasets if is_local_path(ref.id)]
+            strangers = [ref.id for ref in local if Path(ref.id).resolve() != self.dataset]
+            if strangers:
+                raise ArtifactError(f"{guard} was trained on {strangers[0]}, not on this run's dataset {self.dataset}")
+            sources = self.source_ids(guard) if manifest.kind == "uniguard" else {}
+            repo_id = self.repo_ids[guard]
+            artifacts.append((repo_id, stage_guard(stage, guard, repo_id, dataset if local else None, sources), guard))
+        space = stage_space(
+            stage, self.space, self.space_repo_id, self.space_models, [dataset.id], config.guardkit_requirement,
+            config.revision, config.private,
+        )  # fmt: skip
+        return [*artifacts, (self.space_repo_id, space, self.space)]
+
+
+def _front_matter_line(artifact: Artifact) -> str:
+    data = RepoCard(artifact.card_text).data.to_dict()
+    fields = ("datasets", "base_model") if artifact.kind == "model" else ("models", "datasets") if artifact.kind == "space" else ()
+    return "; ".join(f"{name}: {', '.join(map(str, _as_list(data.get(name)))) or '-'}" for name in fields)
+
+
+def publish_run(config: PublishConfig, api: HfApi | None = None) -> int:
+    """`guardkit publish RUN_DIR --namespace ORG`: the dataset, then every guard naming its Hub id, then the Space."""
+    folder = Path(config.folder)
+    if config.repo_id:
+        raise GuardkitError(f"{folder} is a run (a dataset and the guards trained on it): name where it goes with --namespace ORG, not --repo-id")
+    if not config.namespace:
+        raise GuardkitError(f"{folder} is a run: pass --namespace ORG (the user or organisation its repositories are created under)")
+    if config.create_pr:
+        raise GuardkitError("--create-pr: a run's guards name the dataset's new revision on main or --revision; drop --create-pr")
+    _refuse_options(config, "a run (it names its own guards and dataset)", ("model", "dataset_id"))
+    plan = RunPlan.read(folder, config.namespace, config.prefix or folder.resolve().name)
+    token = get_token() if config.dry_run else require_hub_access()
+    api = api or HfApi()
+    dataset_id = plan.repo_ids[plan.dataset]
+    # Everything is staged and checked before the first upload, so a problem in the last guard uploads nothing.
+    with Stage() as stage:
+        staged = plan.staged(stage, DatasetRef(dataset_id), config)
+        checked = [(repo_id, inspect_folder(path, token, source=source)) for repo_id, path, source in staged]
+        if config.dry_run:
+            print(f"dry run: nothing is uploaded; {len(checked)} repositories, {'private' if config.private else 'public'}")
+            print(f"token:   {'found' if token else 'missing: ' + LOGIN_HINT}")
+            for number, (repo_id, artifact) in enumerate(checked, 1):
+                size = _human_size(sum(size for _, size in artifact.files))
+                print(f"{number:>2}. {artifact.kind:<7} {repo_id}  {repo_url(repo_id, artifact.kind)}  ({len(artifact.files)} files, {size})")
+                if artifact.kind != "dataset":
+                    print(f"    {_front_matter_line(artifact)}")
+                if artifact.kind == "space":
+                    for name, file_size in artifact.files:
+                        print(f"      {_human_size(file_size):>10}  {name}")
+            return 0
+        dataset_commit = _push(checked[0][1], dataset_id, token, api, config.private, config.revision, False)
+        # The guards name the dataset at the revision just published.
+        for repo_id, path, source in plan.staged(stage, DatasetRef(dataset_id, dataset_commit.oid), config)[1:]:
+            _push(inspect_folder(path, token, source=source), repo_id, token, api, config.private, config.revision, False)
+    print(f"published the run: dataset {dataset_id}, {len(plan.guards)} guards, Space {plan.space_repo_id}")
     return 0
 
 

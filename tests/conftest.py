@@ -73,3 +73,11 @@ def tiny_causal_lm_dir(tmp_path_factory, smollm2_dir) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_guards(tmp_path_factory, tiny_bert_dir) -> tuple[Path, Path]:
+    """(tiny MultiTaskGuard for jailbreak and prompt_injection, tiny TaskGuard for jailbreak); never written to."""
+    from tiny_models import make_tiny_guards
+
+    return make_tiny_guards(tmp_path_factory.mktemp("tiny-guards"), tiny_bert_dir)

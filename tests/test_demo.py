@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import runpy
 import socket
 from importlib import metadata
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_models import PAIR_POLICIES
 
 from guardkit.demo import (
     EMPTY_TEXT_MESSAGE,
@@ -24,47 +24,11 @@ from guardkit.demo import (
     model_sources,
     policy_id_from_name,
 )
-from guardkit.guard import Guard, save_guard
+from guardkit.guard import Guard
 from guardkit.policies import Policy, get_policy
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "spaces" / "guardkit"
-PAIR_POLICIES = ("jailbreak", "prompt_injection")
-TASK_POLICY = "jailbreak"
-
-
-def _save_tiny_guard(folder: Path, model_dir: Path, kind: str, policy_ids: tuple[str, ...], max_length: int) -> Path:
-    from huggingface_hub import ModelCard
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    return save_guard(
-        folder,
-        AutoModelForSequenceClassification.from_pretrained(model_dir),
-        AutoTokenizer.from_pretrained(model_dir),
-        kind=kind,
-        policies=[get_policy(policy_id) for policy_id in policy_ids],
-        threshold=0.5,
-        max_length=max_length,
-        base_model="sentence-transformers/all-MiniLM-L6-v2",
-        card=ModelCard("---\nlicense: apache-2.0\n---\n# tiny test guard\n"),
-    )
-
-
-def make_tiny_guards(root: Path, tiny_bert_dir: Path) -> tuple[Path, Path]:
-    """A tiny MultiTaskGuard (instruction pairs, 256-token window) and a tiny TaskGuard for jailbreak.
-
-    The shipped instructions are 120-170 tokens, more than `tiny_bert_dir`'s 128-token limit leaves
-    beside a text, so the pair guard is a 2-layer BERT like it with 512 positions.
-    """
-    from tiny_models import tiny_bert
-
-    wide = root / "wide-bert"
-    model, tokenizer = tiny_bert(tiny_bert_dir, positions=512, seed=1)
-    model.save_pretrained(wide)
-    tokenizer.save_pretrained(wide)
-    pair = _save_tiny_guard(root / "tiny-multitask", wide, "multitask", PAIR_POLICIES, max_length=256)
-    task = _save_tiny_guard(root / "tiny-task", tiny_bert_dir, "task", (TASK_POLICY,), max_length=128)
-    return pair, task
 
 
 def free_port() -> int:
@@ -78,11 +42,6 @@ def serve(config: DemoConfig):
     blocks = build_app(config)
     _, url, _ = blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     return blocks, url
-
-
-@pytest.fixture(scope="module")
-def tiny_guards(tmp_path_factory, tiny_bert_dir) -> tuple[Path, Path]:
-    return make_tiny_guards(tmp_path_factory.mktemp("demo-guards"), tiny_bert_dir)
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +230,8 @@ def test_batch_scores_the_text_column_of_a_csv(client, loaded, tmp_path):
     for row in scored.itertuples():
         flagged = [policy_id for policy_id in PAIR_POLICIES if getattr(row, f"{policy_id}_label") == "unsafe"]
         assert row.unsafe_policies == ",".join(flagged)
-    assert "Scored 3 texts against 2 policies" in message and "1 row without text was left unscored" in message
+    assert list(scored["skipped"]) == ["", "", "text is empty or only whitespace", ""]
+    assert "Scored 3 texts against 2 policies" in message and "1 row was left unscored" in message
     assert "1 text was longer than the guard reads at once and scored with a sliding window" in message
 
 
@@ -434,31 +394,45 @@ def test_space_card_names_the_gradio_sdk_app_models_and_screenshot():
     assert data.sdk == "gradio" and data.sdk_version == gradio.__version__
     assert data.title and data.emoji and data.license == "apache-2.0"
     assert (SPACE / data.app_file).is_file()
-    hub_id = re.compile(r"^[\w.-]+/[\w.-]+$")
-    assert data.models and all(hub_id.match(model) for model in data.models)
-    assert data.datasets and all(hub_id.match(dataset) for dataset in data.datasets)
+    # The guards it serves and their data are written in by `guardkit publish --model` (tests/test_hub.py).
+    assert not data.models and not data.datasets
     assert "](screenshot.png)" in card.text
     screenshot = (SPACE / "screenshot.png").read_bytes()
     assert screenshot.startswith(b"\x89PNG\r\n\x1a\n") and len(screenshot) > 10_000
 
 
-def test_space_requirements_pin_guardkit_and_the_tested_versions():
+def test_space_requirements_pin_the_tested_versions_and_leave_guardkit_to_publish():
     from packaging.requirements import Requirement
 
-    import guardkit
+    from guardkit.staging import space_requirement_problems
 
     lines = [line.strip() for line in (SPACE / "requirements.txt").read_text().splitlines()]
     requirements = [Requirement(line) for line in lines if line and not line.startswith(("#", "-"))]
     pins = {requirement.name.lower().replace("_", "-"): requirement for requirement in requirements}
-    assert str(pins["guardkit"].specifier) == f"=={guardkit.__version__}"
+    # No index has guardkit: `guardkit publish` adds the line that installs the wheel it uploads.
+    assert "guardkit" not in pins
+    assert space_requirement_problems(SPACE) and "does not install guardkit" in space_requirement_problems(SPACE)[0]
     declared = {Requirement(dep).name.lower().replace("_", "-") for dep in metadata.requires("guardkit") if "extra ==" not in dep}
     for name, requirement in pins.items():
-        if name == "guardkit":
-            continue
         assert name in declared, f"{name} is pinned for the Space but guardkit does not depend on it"
         installed = metadata.version(name).split("+")[0]
         assert requirement.specifier.contains(installed), f"{name}: Space pins {requirement.specifier}, tested with {installed}"
     assert {"torch", "transformers", "gradio"} <= set(pins)
+
+
+def test_the_space_serves_the_guards_its_readme_names_unless_guardkit_model_is_set(tmp_path, monkeypatch):
+    from huggingface_hub import SpaceCard
+
+    from guardkit.demo import space_config
+
+    card = SpaceCard.load(SPACE / "README.md")
+    card.data.models = ["org/uniguard", "org/taskguard"]
+    card.save(tmp_path / "README.md")
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert space_config(tmp_path).model == "org/uniguard,org/taskguard"
+    assert space_config(SPACE).model is None  # in a checkout: the last `make reproduce`
+    monkeypatch.setenv(MODEL_ENV, "some/guard")
+    assert space_config(tmp_path).model is None  # model_sources reads $GUARDKIT_MODEL
 
 
 def test_space_app_builds_the_page_from_guardkit_model(tiny_guards, monkeypatch):

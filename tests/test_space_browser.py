@@ -78,7 +78,8 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory, tiny_bert_dir):
-    from test_demo import make_tiny_guards, serve
+    from test_demo import serve
+    from tiny_models import make_tiny_guards
 
     from guardkit.demo import DemoConfig
 

@@ -191,6 +191,7 @@ def test_resuming_with_other_options_is_refused(tmp_path):
     folder, resume_from = checkpoint_dir(config)
     assert resume_from is None
     (folder / "checkpoint-5").mkdir()
+    (folder / "checkpoint-5" / "trainer_state.json").write_text("{}")
     assert checkpoint_dir(config)[1] == str(folder / "checkpoint-5")  # same options: resumed
     with pytest.raises(TrainingError, match="learning_rate"):
         checkpoint_dir(dataclasses.replace(config, learning_rate=1.0))

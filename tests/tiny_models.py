@@ -1,4 +1,5 @@
-"""The randomly initialised 2-layer BERT classifier the tests build instead of downloading a model."""
+"""The randomly initialised 2-layer BERT classifier the tests build instead of downloading a model, and
+the tiny guards saved from it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import DatasetRef, save_guard
 from guardkit.policies import Policy, get_policy
+
+# The policies of the tiny guards (conftest's `tiny_guards` fixture).
+PAIR_POLICIES = ("jailbreak", "prompt_injection")
+TASK_POLICY = "jailbreak"
 
 
 def tiny_bert(tokenizer_dir: str | Path, positions: int = 128, seed: int = 0):
@@ -63,3 +68,14 @@ def short_policy(policy_id: str, description: str = "Flags requests for the secr
         disallowed=["Asking for the secret recipe"],
         examples={"safe": ["How long do I boil an egg?"], "unsafe": ["Tell me the secret recipe."]},
     )
+
+
+def make_tiny_guards(root: Path, tiny_bert_dir: Path) -> tuple[Path, Path]:
+    """A tiny MultiTaskGuard (instruction pairs, 256-token window) and a tiny TaskGuard for jailbreak.
+
+    The shipped instructions are 120-170 tokens, more than a 128-token window leaves beside a text, so
+    the pair guard has 256 positions.
+    """
+    pair = save_tiny_guard(root / "tiny-multitask", tiny_bert_dir, "multitask", PAIR_POLICIES, 256)
+    task = save_tiny_guard(root / "tiny-task", tiny_bert_dir, "task", (TASK_POLICY,), 128)
+    return pair, task

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
 from guardkit.config import ConfigError
+from guardkit.resources import shipped_path
 
-# benchmarks/policy_bench/ of a source checkout: the package sits one level below the repository root.
-DEFAULT_POLICY_BENCH_DIR = str(Path(__file__).resolve().parents[2] / "benchmarks" / "policy_bench")
+DEFAULT_POLICY_BENCH_DIR = str(shipped_path("benchmarks/policy_bench"))
 # benchmarks/policy_following/: policies no guard was trained on (policies/<id>.yaml) and their hand-labelled
 # rows (<id>.jsonl). Every text there, rows and policy examples alike, is held out of training.
-DEFAULT_POLICY_FOLLOWING_DIR = str(Path(__file__).resolve().parents[2] / "benchmarks" / "policy_following")
+DEFAULT_POLICY_FOLLOWING_DIR = str(shipped_path("benchmarks/policy_following"))
 
 
 def split_names(values: list[str]) -> list[str]:

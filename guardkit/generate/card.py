@@ -14,8 +14,9 @@ from guardkit.assets import SHIPPED_MODELS, hub_id_of
 from guardkit.data.io import CONFIG_DIRS, SPLITS
 from guardkit.data.schema import FEATURES
 from guardkit.policies import Policy
+from guardkit.resources import shipped_path
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "dataset_cards" / "dataset_card.md"
+TEMPLATE = shipped_path("dataset_cards/dataset_card.md")
 
 
 def model_label(name: str) -> str:

@@ -614,6 +614,8 @@ class Generation:
 
     def _write(self, selected: dict[str, list[Admitted]]) -> None:
         config, output = self.config, self.output
+        # The card marks a finished folder (make's target): a stale one must not vouch for half-written splits.
+        (output / "README.md").unlink(missing_ok=True)
         # A text is in one split under every policy; stratified by the policy and label it was first selected for.
         origins = {}
         for policy_id, items in selected.items():

@@ -20,7 +20,13 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from guardkit.errors import GuardkitError
+
 logger = logging.getLogger(__name__)
+
+
+class StoreError(GuardkitError):
+    """candidates.jsonl cannot be written; what it already holds is kept."""
 
 
 def text_key(text: str) -> str:
@@ -80,9 +86,17 @@ class CandidateStore:
             if cut_off:
                 # End the line a crash cut off, so the next record starts on a line of its own.
                 self._handle.write("\n")
-        self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            # A full disk (or a lost mount): the lines already there stay, a cut-off one is ignored on resume.
+            self.close_quietly()
+            raise StoreError(
+                f"cannot append to {self.path} ({error.strerror or error}); free some space and rerun the same "
+                "command: it resumes after the requests recorded so far"
+            ) from None
 
     def record_done(self, request_id: str, candidates: list[dict]) -> None:
         records = [{"type": "candidate", "request_id": request_id, **candidate} for candidate in candidates]
@@ -115,3 +129,11 @@ class CandidateStore:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+    def close_quietly(self) -> None:
+        """Drop the handle after a failed write (closing flushes the rest of the buffer, which may fail again)."""
+        handle, self._handle = self._handle, None
+        try:
+            handle.close()
+        except OSError:
+            pass

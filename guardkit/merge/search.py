@@ -10,6 +10,7 @@ recipe by the same code a replay runs, so `guardkit merge --recipe merge.yaml` r
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ from guardkit.merge.workspace import MergeWorkspace, encoder_fingerprint
 SEARCH_DB = "search.db"
 SEARCH_CSV = "search.csv"
 SEARCH_PLOT = "search.png"
+
+
+def _no_interrupt_tracebacks(record: logging.LogRecord) -> bool:
+    """Optuna logs a trial cut off by Ctrl-C as a failure, with a traceback; the CLI already says it was
+    interrupted and that a rerun resumes (the trial is recorded as failed and run again)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 class MergeConfigError(GuardkitError):
@@ -167,6 +174,7 @@ def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
         "seed": config.seed,
     }
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_tracebacks)
     study = _open_study(config, setup)
     source_values = _source_values(workspace, validation, config, study)
 

@@ -13,8 +13,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from guardkit.errors import GuardkitError
 from guardkit.guard import DEFAULT_INPUT_FORMAT, DatasetRef
 from guardkit.policies import Policy
+from guardkit.resources import shipped_path
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "guard_card.md"
+TEMPLATE = shipped_path("model_cards/guard_card.md")
 KIND_TEXT = {
     "task": ("TaskGuard", "a small encoder classifier for one guardrail policy; it reads the text alone."),
     "multitask": (
@@ -87,6 +88,11 @@ def _eval_results(results: Sequence[CardResult], dataset: DatasetRef | None, con
     return entries
 
 
+def placeholder_repo_id(model_name: str) -> str:
+    """The repo the usage examples name when the guard's repo is not known yet (`guardkit publish` fills it in)."""
+    return f"your-name/{model_name}"
+
+
 def render_guard_card(
     *,
     kind: str,
@@ -140,7 +146,7 @@ def render_guard_card(
     )
     example_policy = policies[0]
     example_text = example_policy.examples.safe[0]
-    repo_id = repo_id or f"your-name/{model_name}"
+    repo_id = repo_id or placeholder_repo_id(model_name)
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def checkpoint_dir(config: TrainingConfig) -> tuple[Path, str | None]:
     folder = Path(config.output) / CHECKPOINT_DIR
     record = folder / RUN_RECORD
     options = dataclasses.asdict(config)
+    remove_incomplete_checkpoints(folder)
     last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     if last is not None and record.is_file():
         previous = yaml.safe_load(record.read_text(encoding="utf-8"))
@@ -66,7 +68,25 @@ def checkpoint_dir(config: TrainingConfig) -> tuple[Path, str | None]:
             )
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
+    if last is not None:
+        print(f"resuming the interrupted training from {last}", file=sys.stderr)
     return folder, last
+
+
+def remove_incomplete_checkpoints(folder: Path) -> None:
+    """Delete the checkpoints an interrupted save left behind, so a rerun never resumes from one.
+
+    Trainer writes trainer_state.json last: a checkpoint without it may hold truncated weights.
+    """
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not folder.is_dir():
+        return
+    for checkpoint in sorted(folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")):
+        if checkpoint.is_dir() and not (checkpoint / TRAINER_STATE_NAME).is_file():
+            print(f"removing {checkpoint}: its save was interrupted (no {TRAINER_STATE_NAME})", file=sys.stderr)
+            shutil.rmtree(checkpoint)
 
 
 def remove_checkpoints(config: TrainingConfig) -> None:
