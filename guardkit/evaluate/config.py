@@ -6,12 +6,7 @@ from dataclasses import dataclass, field
 
 from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
 from guardkit.config import ConfigError
-from guardkit.resources import shipped_path
-
-DEFAULT_POLICY_BENCH_DIR = str(shipped_path("benchmarks/policy_bench"))
-# benchmarks/policy_following/: policies no guard was trained on (policies/<id>.yaml) and their hand-labelled
-# rows (<id>.jsonl). Every text there, rows and policy examples alike, is held out of training.
-DEFAULT_POLICY_FOLLOWING_DIR = str(shipped_path("benchmarks/policy_following"))
+from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR
 
 
 def split_names(values: list[str]) -> list[str]:

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from evaluate.evaluator import TextClassificationEvaluator
 
 from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
+from guardkit.data.evaluation_sets import PolicyBenchRow, read_jsonl, read_policy_bench
 from guardkit.evaluate.config import EvaluateConfig
 from guardkit.evaluate.metrics import METRIC_NAMES, load_metrics
 from guardkit.evaluate.scorers import DECISION_THRESHOLD, Scorer
 from guardkit.policies import Policy
 
 UNSAFE = LABEL2ID["unsafe"]
-T = TypeVar("T")
 # The policy column of a measurement taken under every policy at once (flagged by any of them).
 ANY_POLICY = "any"
 FETCH_HINT = (
@@ -77,34 +76,6 @@ class SuiteOutcome:
     data: dict[str, dict[str, object]] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)
-
-
-@dataclass
-class PolicyBenchRow:
-    text: str
-    label: int
-    policy: str
-    hard_negative: bool
-    # Unsafe rows only: the other shipped policies the text is also unsafe under, and those under which a
-    # careful reader could go either way (the policy-following suite leaves those out of that policy's
-    # cell). None: the row is not annotated.
-    also_unsafe_under: tuple[str, ...] | None = None
-    ambiguous_under: tuple[str, ...] | None = None
-
-    @property
-    def half(self) -> str:
-        return policy_bench_half(self.text)
-
-
-POLICY_BENCH_HALVES = ("dev", "test")
-
-
-def policy_bench_half(text: str) -> str:
-    """The half of policy-bench a row belongs to, by a stable hash of its text: "dev" rows may tune what the
-    data engine does (bench_labels.py), "test" rows are only ever reported on."""
-    import hashlib
-
-    return POLICY_BENCH_HALVES[hashlib.sha256(text.encode("utf-8")).digest()[0] % 2]
 
 
 class ScorerPipeline:
@@ -296,49 +267,3 @@ class EvaluationContext:
     def policy_bench_rows(self, policy_id: str) -> list[PolicyBenchRow]:
         path = Path(self.config.policy_bench_dir) / f"{policy_id}.jsonl"
         return read_policy_bench(path) if path.is_file() else []
-
-
-def read_jsonl(path: Path, build: Callable[[dict], T], expected: str) -> list[T]:
-    """`build` applied to the JSON object of each non-empty line; a line it cannot build names itself and what was expected."""
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(build(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise GuardkitError(f"{path}:{number}: not {expected} ({error})") from None
-    return rows
-
-
-def _policy_ids(raw: dict, key: str) -> tuple[str, ...] | None:
-    if key not in raw:
-        return None
-    values = raw[key]
-    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
-        raise TypeError(f"{key} must be a list of policy ids, got {values!r}")
-    return tuple(values)
-
-
-def _policy_bench_row(raw: dict) -> PolicyBenchRow:
-    return PolicyBenchRow(
-        raw["text"],
-        LABEL2ID[raw["label"]],
-        raw["policy"],
-        bool(raw.get("hard_negative", False)),
-        _policy_ids(raw, "also_unsafe_under"),
-        _policy_ids(raw, "ambiguous_under"),
-    )
-
-
-def read_policy_bench(path: Path) -> list[PolicyBenchRow]:
-    """Rows of one policy-bench file, one JSON object per line.
-
-    Fields: text, label ("safe"|"unsafe"), policy, hard_negative, and on unsafe rows also_unsafe_under and
-    ambiguous_under (lists of other policy ids; absent means not annotated).
-    """
-    expected = (
-        "a policy-bench row; expected text, label, policy, hard_negative and, on unsafe rows, also_unsafe_under "
-        "and ambiguous_under"
-    )
-    return read_jsonl(path, _policy_bench_row, expected)
