@@ -14,19 +14,38 @@ FIXTURE = Path(__file__).parent / "fixtures" / "policies" / "pet_safety.yaml"
 
 
 def _stats():
+    """Stats in the shape `guardkit generate` writes to stats.json (guardkit.generate.pipeline)."""
     counts = {"pet_safety": {"safe": {"train": 5, "validation": 1, "test": 2}, "unsafe": {"train": 5, "validation": 1, "test": 2}}}
     return {
+        "rows_per_label": {"min": 8, "max": 8, "per_policy": {"pet_safety": 8}},
+        "sources": {"pet_safety": {"unsafe": {"generated": 5, "corpus:advbench": 3}, "safe": {"corpus:freshqa": 6, "generated": 2}}},
+        "cross_policy_matrix": {"pet_safety": {"safe": {"pet_safety": 0}, "unsafe": {"pet_safety": 8}}},
+        "candidates": {"admitted": 40, "by_source": {"corpus:advbench": 12, "corpus:freshqa": 20, "generated": 8}},
+        "labeller": {
+            "components": ["examples-lr", "examples-knn"],
+            "weights": {"examples-lr": 1.0, "examples-knn": 0.25},
+            "abstain_margin": 0.5,
+            "prior_shift": 3.0,
+            "scope_gate": 0.3,
+            "abstained": {"pet_safety": 4},
+            "policy_bench_estimate": {"pet_safety": {"rows": 20, "abstention": 0.1, "balanced_accuracy": 0.9}},
+        },
+        "reflection": {"agreed": 8, "relabelled": 2, "dropped_labeller_abstained": 1},
+        "filtering": {"exact_duplicate": 3, "contaminated": 2},
+        "decontamination": {"sets": {"policy-bench": 704, "offline-corpora": 900, "xstest.parquet": 450}, "removed": {"offline-corpora": 2}, "notes": []},
         "generator": {"backend": "transformers", "model": "smollm2-135m", "temperature": 0.9, "top_p": 0.95},
         "prompt_style": "list",
-        "judge": {"model": "smollm2-135m", "kind": "verdict-token logits", "calibration": {"pet_safety": {"threshold": 0.07, "held_out_balanced_accuracy": 0.8}}},
         "requests": {"done": 9, "failed": 1, "unparseable": 2},
-        "candidates": 40,
-        "filtering": {"exact_duplicate": 3, "judge_disagreed": 12},
-        "reflection": [{"policy": "pet_safety", "label": "safe", "judged": 10, "agreed": 8}, {"policy": "pet_safety", "label": "unsafe", "judged": 10, "agreed": 5}],
+        "generated_accepted": 10,
+        "generated_accepted_per_minute": 12.5,
         "augmentation": {"leetspeak": 1, "jailbreak:grandma": 1},
+        "corpora": [
+            {
+                "name": "advbench", "package": "pyrit==1.1.0", "licence": "MIT", "homepage": "https://github.com/Azure/PyRIT",
+                "description": "harmful behaviours", "counts": {"train": 400, "eval": 120},
+            }
+        ],
         "counts": {"default": counts, "multitask": counts},
-        "diversity": [{"policy": "pet_safety", "texts": 16, "distinct2": 0.8, "similarity": 0.31}],
-        "seed_corpora": [{"name": "pyrit", "package": "pyrit==1.1.0", "license": "MIT", "homepage": "https://github.com/Azure/PyRIT", "content": "AdvBench", "prompts": 520, "templates": 80}],
     }
 
 
@@ -56,9 +75,11 @@ def test_card_front_matter_parses_back(tmp_path):
     body = parsed.text
     assert "Feeding pets foods that are toxic to them" in body  # the policy's full text
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in body and "pyrit==1.1.0" in body
-    assert "| `pet_safety` | unsafe | 10 | 5 | 50% |" in body
+    assert "| `pet_safety` | unsafe | corpus:advbench | 3 |" in body  # rows per policy x label x source
+    assert "| `pet_safety` | 20 | 0.10 | 0.900 |" in body  # the labeller's accuracy estimate
+    assert "removed per set: offline-corpora 2" in body and "agreed 8, relabelled 2, dropped labeller abstained 1." in body
     assert "Feed \\| the dog grapes" in body
-    assert "/somewhere/on/disk" not in body and "`xstest.parquet`" in body
+    assert "/somewhere/on/disk" not in body and "xstest.parquet 450" in body
     assert '"org/pets"' in body
 
 

@@ -28,7 +28,7 @@ def test_help_explains_every_option(capsys):
         main(["generate", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "--num_per_label" in text and "self-reflection judge" in text and "never written anywhere" in text
+    assert "--num_per_label" in text and "the labeller labels against their intended label" in text and "never written anywhere" in text
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from guardkit.embeddings import SentenceEncoder
 from guardkit.generate.filtering import (
     Decontaminator,
     EmbeddingIndex,
-    Embedder,
     MinHashIndex,
     exact_key,
     load_reference_texts,
@@ -47,13 +47,13 @@ def test_embedding_index_grows_past_its_first_buffer():
 
 @pytest.mark.integration
 def test_embedding_dedup_on_the_base_encoder(minilm_dir):
-    embedder = Embedder("minilm-l6")
+    encoder = SentenceEncoder("minilm-l6")
     texts = [
         "How do I reset my router password?",
         "how do i reset the password of my router",
         "Write a poem about autumn leaves falling.",
     ]
-    vectors = embedder.embed(texts)
+    vectors = encoder.encode(texts)
     assert vectors.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     index = EmbeddingIndex(threshold=0.9)

@@ -27,14 +27,20 @@ POLICY = Policy(
 class _FixedComponents(Labeller):
     """A labeller whose embedding components give fixed logits, to test how they are combined."""
 
-    def __init__(self, logits: dict[str, np.ndarray], settings: LabellerSettings):
+    def __init__(self, logits: dict[str, np.ndarray], settings: LabellerSettings, in_scope: np.ndarray | None = None):
         super().__init__(encoder=None, settings=settings)
         self.logits = logits
+        self.in_scope = in_scope
 
     def model(self, policy):
-        fixed = self.logits
+        fixed, scope_values = self.logits, self.in_scope
 
         class Model:
+            scope = None if scope_values is None else "fixed"
+
+            def in_scope(self, vectors):
+                return np.ones(len(vectors)) if scope_values is None else scope_values[: len(vectors)]
+
             def embedding_logits(self, vectors):
                 return {name: values[: len(vectors)] for name, values in fixed.items()}
 
@@ -54,6 +60,16 @@ def test_ensemble_adds_weighted_logits_abstains_in_the_margin_and_shifts_benign_
     assert [decision.label for decision in decisions] == ["unsafe", None, "safe", None]  # d: 3.5 + 0.5 - 3 = 1.0, in the margin
     assert decisions[0].rules == (POLICY.disallowed[0],) and decisions[2].rules == ()
     assert decisions[0].score == pytest.approx(1 / (1 + np.exp(-3.5)))
+
+
+def test_the_scope_gate_turns_confident_unsafe_texts_of_other_policies_safe():
+    logits = {"examples-lr": np.array([3.0, 3.0, 0.2, -3.0])}
+    settings = LabellerSettings(weights={"examples-lr": 1.0}, abstain_margin=0.5, scope_gate=0.3)
+    labeller = _FixedComponents(logits, settings, in_scope=np.array([0.9, 0.1, 0.1, 0.1]))
+    decisions = labeller.label(POLICY, ["a", "b", "c", "d"], np.zeros((4, 2)))
+    # b looks unsafe but is about another policy's content; c stays an abstention: the gate only decides confident texts.
+    assert [decision.label for decision in decisions] == ["unsafe", "safe", None, "safe"]
+    assert decisions[1].components["in-scope"] == pytest.approx(0.1) and decisions[1].rules == ()
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,11 @@ def render_card(
         language_creators=["found", "machine-generated"],
         source_datasets=["original", "extended"],
         pretty_name=name,
-        tags=["guardrails", "safety", "guardkit", *sorted({tag for policy in policies for tag in policy.tags})],
+        # "synthetic" where the generator wrote some of the rows; the rest are real corpus texts.
+        tags=[
+            "guardrails", "safety", "guardkit", *(["synthetic"] if stats["generated_accepted"] else []),
+            *sorted({tag for policy in policies for tag in policy.tags}),
+        ],
         configs=_configs(split_rows),
     )
     infos = DatasetInfosDict(

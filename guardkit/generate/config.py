@@ -153,7 +153,11 @@ class GenerateConfig:
         metadata={"help": "share of examples (both labels) added again obfuscated: leetspeak, homoglyphs, spacing, casing, base64"},
     )
     max_source_share: float = field(
-        default=0.4, metadata={"help": "largest share of a policy's rows of one label that one source (corpus, recombination, generator) may fill"}
+        default=0.4,
+        metadata={
+            "help": "largest share of a policy's rows of one label that one source (corpus, recombination, generator) fills "
+            "while other sources have rows left; short of those, the rest fill up from any source"
+        },
     )
     cross_policy_share: float = field(
         default=0.25,

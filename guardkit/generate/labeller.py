@@ -85,6 +85,24 @@ class Decision:
         return abs(float(np.log(self.score / (1 - self.score)))) if 0 < self.score < 1 else float("inf")
 
 
+def reflect(decision: Decision, intended: str, mode: str) -> tuple[Decision, str]:
+    """Self-reflection on a text generated as `intended`: the decision kept, and what happened to it.
+
+    mode "off" keeps the requested label; "drop" keeps only texts the labeller agrees on; "relabel" takes the
+    labeller's label. An abstention drops the text unless reflection is off.
+    """
+    if mode == "off":
+        rules = decision.rules if decision.label == intended else ()
+        return Decision(intended, decision.score, decision.components, rules), "kept_as_asked"
+    if decision.label is None:
+        return decision, "dropped_labeller_abstained"
+    if decision.label == intended:
+        return decision, "agreed"
+    if mode == "drop":
+        return Decision(None, decision.score, decision.components), "dropped_labeller_disagreed"
+    return decision, "relabelled"
+
+
 def _logit(probabilities: np.ndarray) -> np.ndarray:
     clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.log(clipped / (1 - clipped))

@@ -34,6 +34,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from guardkit.config import save_config
+from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR, evaluation_texts, read_policy_bench
 from guardkit.data.io import SPLITS, split_file
 from guardkit.data.schema import rows_to_dataset
 from guardkit.embeddings import SentenceEncoder, nearest_mean_similarity
@@ -44,7 +45,7 @@ from guardkit.generate.candidates import Candidate, corpus_candidates, injection
 from guardkit.generate.card import render_card
 from guardkit.generate.config import ALL_CORPORA, PLAN_FIELDS, GenerateConfig
 from guardkit.generate.filtering import Decontaminator, EmbeddingIndex, MinHashIndex, exact_key, load_reference_texts, normalise_text
-from guardkit.generate.labeller import HARMFUL, Decision, Labeller, LabellerSettings
+from guardkit.generate.labeller import HARMFUL, Decision, Labeller, LabellerSettings, reflect
 from guardkit.generate.parsing import parse_generated_texts, parse_list_continuation
 from guardkit.generate.prompting import Response, generation_prompt
 from guardkit.generate.reflection import CachedJudge, ChatJudge, Judge, LogitJudge
@@ -272,8 +273,6 @@ class Generation:
     def _references(self) -> tuple[dict[str, list[str]], list[str]]:
         """Every evaluation set (policy-bench, policy-following, offline-corpora's eval side, cached public
         benchmarks) and each --decontaminate set, by name."""
-        from guardkit.data.evaluation_sets import evaluation_texts
-        from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR
 
         references, notes = evaluation_texts(DEFAULT_POLICY_BENCH_DIR, {"policy-following": Path(DEFAULT_POLICY_FOLLOWING_DIR)})
         for spec in self.config.decontaminate:
@@ -377,24 +376,12 @@ class Generation:
         return Decision(None, 0.5, {"inherited": 0.0})
 
     def _reflect(self, item: Admitted, policy_id: str, decision: Decision) -> Decision:
-        """Self-reflection on a generated text under the policy it was asked for: accept, relabel or drop."""
+        """Self-reflection on a generated text under the policy it was asked for (see `reflect`)."""
         candidate = item.candidate
         if candidate.target_policy != policy_id:
             return decision
-        intended, mode = candidate.intended_label, self.config.reflection
-        if mode == "off":
-            self.reflection["kept_as_asked"] += 1
-            return Decision(intended, decision.score, decision.components, decision.rules if decision.label == intended else ())
-        if decision.label is None:
-            self.reflection["dropped_labeller_abstained"] += 1
-            return decision
-        if decision.label == intended:
-            self.reflection["agreed"] += 1
-            return decision
-        if mode == "drop":
-            self.reflection["dropped_labeller_disagreed"] += 1
-            return Decision(None, decision.score, decision.components)
-        self.reflection["relabelled"] += 1
+        decision, outcome = reflect(decision, candidate.intended_label, self.config.reflection)
+        self.reflection[outcome] += 1
         return decision
 
     def _recombinations(self) -> list[Candidate]:
@@ -558,6 +545,9 @@ class Generation:
         items = list(self.admitted.values())
         by_label = {label: [item for item in items if item.decisions[policy_id].label == label] for label in LABELS}
         unsafe = _diverse(by_label["unsafe"], policy_id, config.num_per_label, config.max_source_share)
+        # The source cap spreads rows over sources while there are enough; short of them, the rest fill up.
+        chosen = {id(item) for item in unsafe}
+        unsafe += _diverse([item for item in by_label["unsafe"] if id(item) not in chosen], policy_id, config.num_per_label - len(unsafe), 1.0)
         safe_items = by_label["safe"]
         topical = nearest_mean_similarity(np.stack([item.vector for item in safe_items]), model.unsafe, 3) if safe_items else np.zeros(0)
         groups = {group: [] for group in SAFE_GROUPS}
@@ -743,9 +733,6 @@ class Generation:
 
     def _label_accuracy_estimate(self) -> dict[str, dict[str, float]]:
         """The labeller, as configured here, on policy-bench's test half of each policy that has a file there."""
-        from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR
-        from guardkit.evaluate.harness import read_policy_bench
-
         estimate = {}
         for policy_id, policy in self.policies.items():
             path = Path(DEFAULT_POLICY_BENCH_DIR) / f"{policy_id}.jsonl"
