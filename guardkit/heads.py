@@ -50,12 +50,14 @@ def head_features(model, tokenizer, texts: Sequence[str], max_length: int, batch
     return features if features is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, c: float, balanced: bool) -> tuple[np.ndarray, float, float]:
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, c: float, balanced: bool, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
     """(weights, bias, training accuracy) of an L2 logistic regression of unsafe (1) against safe (0)."""
     from sklearn.linear_model import LogisticRegression
 
     regression = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=5000)
-    regression.fit(features, labels)
+    regression.fit(features, labels, sample_weight=sample_weight)
     return regression.coef_[0].astype(np.float32), float(regression.intercept_[0]), float(regression.score(features, labels))
 
 

@@ -98,3 +98,12 @@ def test_multilabel_head_gives_one_sigmoid_per_label(tiny_bert_dir):
     with torch.no_grad():
         logits = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits.numpy()
     np.testing.assert_allclose(logits, features @ weights.T + biases, atol=1e-4)
+
+
+def test_a_heavier_row_moves_the_logistic_boundary_its_way():
+    # Two rows at the same point with opposite labels: the weighted one decides which side the point is on.
+    features = np.array([[0.0], [0.0], [1.0], [-1.0]])
+    labels = np.array([1, 0, 1, 0])
+    for weight_of_unsafe, expected in [(20.0, 1), (1 / 20, 0)]:
+        weights, bias, _ = fit_logistic(features, labels, c=1.0, balanced=True, sample_weight=np.array([weight_of_unsafe, 1.0, 1.0, 1.0]))
+        assert int(bias > 0) == expected  # the decision at x = 0 is the sign of the bias

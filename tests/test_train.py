@@ -150,6 +150,17 @@ def test_task_guard_folder_is_complete(task_guard):
     assert recorded.policy == "jailbreak" and recorded.learning_rate == 3e-3 and recorded.output == str(task_guard)
 
 
+def test_default_task_guard_is_the_prototype_head_at_its_own_boundary(tmp_path, tiny_bert_dir, marker_dataset):
+    output = tmp_path / "guard"
+    argv = ["train", "task", "--dataset", str(marker_dataset), "--policy", "jailbreak", "--output", str(output), "--base_model", str(tiny_bert_dir)]
+    assert cli.main(argv) == 0
+    manifest = json.loads((output / MANIFEST_FILE).read_text())
+    assert manifest["thresholds"] == {"jailbreak": 0.5}
+    results = json.loads((output / EVAL_RESULTS_FILE).read_text())
+    assert results["calibration"]["objective"] == "fixed" and results["training"]["steps"] == 0
+    assert "No fine-tuning (--epochs 0)" in (output / "README.md").read_text()
+
+
 def test_task_guard_card_front_matter(task_guard):
     card = ModelCard.load(task_guard / "README.md")
     data = card.data.to_dict()

@@ -38,7 +38,7 @@ class ThresholdMetrics:
 class Calibration:
     """A chosen threshold, the rule that chose it and what it gives on the calibration set."""
 
-    objective: str  # "max_f1" or "target_fpr"
+    objective: str  # "max_f1", "target_fpr" or "fixed"
     target_fpr: float | None
     metrics: ThresholdMetrics
 
@@ -48,10 +48,13 @@ class Calibration:
 
     def describe(self) -> str:
         """How the threshold was chosen and what it gave, in words (for cards and logs)."""
-        rule = "maximum F1" if self.objective == "max_f1" else f"best recall at FPR <= {self.target_fpr:g}"
+        if self.objective == "target_fpr":
+            rule = f"best recall at FPR <= {self.target_fpr:g}"
+        else:
+            rule = {"max_f1": "maximum F1", "fixed": "fixed (the class-balanced head's own boundary)"}[self.objective]
         metrics = self.metrics
         return (
-            f"{rule} on validation (F1 {metrics.f1:.3f}, precision {metrics.precision:.3f}, "
+            f"{rule}; on validation (F1 {metrics.f1:.3f}, precision {metrics.precision:.3f}, "
             f"recall {metrics.recall:.3f}, FPR {metrics.fpr:.3f})"
         )
 
@@ -71,6 +74,11 @@ def _as_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarr
     if np.isnan(s).any():
         raise CalibrationError("scores contain NaN; the model diverged (try a lower learning rate)")
     return y, s
+
+
+def fixed_calibration(labels: Sequence[int], scores: Sequence[float], threshold: float) -> Calibration:
+    """A threshold set without looking at the scores, with what it gives on them."""
+    return Calibration("fixed", None, threshold_metrics(labels, scores, threshold))
 
 
 def threshold_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> ThresholdMetrics:

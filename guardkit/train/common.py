@@ -147,6 +147,9 @@ def write_eval_results(output: str | Path, calibration: Calibration, results, **
     (Path(output) / EVAL_RESULTS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
+POLICY_EXAMPLE_SOURCE = "policy-example"
+
+
 def with_policy_examples(splits: DatasetDict, policies: list[Policy]) -> DatasetDict:
     """`splits` with every example written in `policies` appended to train (never to validation or test).
 
@@ -155,7 +158,7 @@ def with_policy_examples(splits: DatasetDict, policies: list[Policy]) -> Dataset
     them, so they cannot repeat a validation or test row.
     """
     rows = [
-        {"text": text, "label": label, "policy": policy.id, "source": "policy-example"}
+        {"text": text, "label": label, "policy": policy.id, "source": POLICY_EXAMPLE_SOURCE}
         for policy in policies
         for text, label in policy.all_examples()
     ]

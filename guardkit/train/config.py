@@ -78,12 +78,37 @@ class EncoderTrainingConfig(TrainingConfig):
             "'policy-example'); they never enter validation or test"
         },
     )
+    policy_example_weight: float = field(
+        default=20.0,
+        metadata={
+            "help": "weight of each policy example in the prototype head's logistic regression, against 1 for a dataset "
+            "row: the hand-written examples say where the policy's line runs, the many corpus rows fill the space around it"
+        },
+    )
+    calibration: str = field(
+        default="validation",
+        metadata={
+            "help": "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split; "
+            "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text)"
+        },
+    )
 
 
 # kw_only: a required field may then follow the inherited ones that have defaults.
 @dataclass(kw_only=True)
 class TaskGuardConfig(EncoderTrainingConfig):
     policy: str = field(metadata={"help": "id of the one policy this TaskGuard guards (rows of config 'default' with that policy)"})
+    # Measured on policy-bench's dev half (11 shipped policies, data of the default `guardkit generate`): the
+    # prototype head alone with the examples weighted 20 and threshold 0.5 reached mean F1 0.874 (embedding-kNN
+    # 0.813); one epoch of fine-tuning with validation thresholds 0.765 (docs/benchmarks.md).
+    epochs: float = field(default=0.0, metadata={"help": "passes over the training split (fractions allowed); 0: the prototype head is the guard"})
+    calibration: str = field(
+        default="none",
+        metadata={
+            "help": "validation: the threshold maximises F1 (or meets --target_fpr) on the validation split; "
+            "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text)"
+        },
+    )
     max_length: int = field(
         default=128, metadata={"help": "tokens per training example; longer texts are scored with a sliding window at inference"}
     )

@@ -22,9 +22,9 @@ from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
 from guardkit.heads import fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
-from guardkit.train.calibration import Calibration, calibrate_threshold, score_summary, threshold_metrics
+from guardkit.train.calibration import Calibration, calibrate_threshold, fixed_calibration, score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
-from guardkit.train.common import TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
+from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
 from guardkit.train.config import EncoderTrainingConfig
 from guardkit.pooling import add_mean_pooling, resolve_pooling, supports_mean_pooling
 
@@ -182,7 +182,9 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
     else:
         pairs = [policies[policy_id].instruction() for policy_id in rows["policy"]]
     features = head_features(model, tokenizer, rows["text"], config.max_length, batch_size, progress=True, pairs=pairs)
-    weights, bias, accuracy = fit_logistic(features, np.asarray(rows["label"]), config.head_c, config.class_weighting)
+    sources = rows["source"] if "source" in rows.column_names else [""] * len(rows)
+    sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else 1.0 for source in sources])
+    weights, bias, accuracy = fit_logistic(features, np.asarray(rows["label"]), config.head_c, config.class_weighting, sample_weight)
     set_binary_head(model, weights, bias)
     return accuracy
 
@@ -196,6 +198,17 @@ def calibrate_per_policy(labels: np.ndarray, scores: np.ndarray, policy_column: 
         if len(set(labels[rows].tolist())) == 2:
             per_policy[policy_id] = calibrate_threshold(labels[rows], scores[rows], target_fpr)
     return overall, per_policy
+
+
+def fixed_threshold(labels, scores: np.ndarray, policy_column, threshold: float) -> tuple[Calibration, dict[str, Calibration]]:
+    """`threshold` for every policy (--calibration none), with the validation metrics it gives, like calibrate_per_policy."""
+    labels, policy_column = np.asarray(labels), np.asarray(policy_column)
+    per_policy = {
+        policy_id: fixed_calibration(labels[rows], scores[rows], threshold)
+        for policy_id in dict.fromkeys(policy_column.tolist())
+        if len(set(labels[rows := policy_column == policy_id].tolist())) == 2
+    }
+    return fixed_calibration(labels, scores, threshold), per_policy
 
 
 def train_encoder_guard(
@@ -293,6 +306,10 @@ def train_encoder_guard(
     validation = splits["validation"]
     validation_scores = _score(guard, validation, spec, all_policies, eval_batch)
     calibration, per_policy = calibrate_per_policy(np.asarray(validation["label"]), validation_scores, np.asarray(validation["policy"]), config.target_fpr)
+    if config.calibration == "none":
+        calibration, per_policy = fixed_threshold(validation["label"], validation_scores, validation["policy"], 0.5)
+    elif config.calibration != "validation":
+        raise TrainingError(f"--calibration must be validation or none, got '{config.calibration}'")
     thresholds = {policy_id: value.threshold for policy_id, value in per_policy.items() if policy_id in manifest.policies}
     manifest.thresholds = thresholds
     results = _evaluate_test(guard, splits.get("test"), spec, all_policies, manifest, eval_batch)
