@@ -203,6 +203,13 @@ def _count(number: int, singular: str, plural: str | None = None) -> str:
     return f"{number:,} {singular if number == 1 else plural or singular + 's'}"
 
 
+def _thresholds_text(guard: Guard) -> str:
+    """A guard's decision threshold, or the range of its per-policy ones."""
+    values = [guard.threshold_for(policy_id) for policy_id in guard.policy_ids] or [guard.threshold]
+    low, high = min(values), max(values)
+    return f"{low:.3f}" if high - low < 5e-4 else f"{low:.3f}-{high:.3f} per policy"
+
+
 def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(value: Any) -> str:
         text = "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -335,7 +342,7 @@ class DemoService:
                 loaded.name,
                 loaded.kind_name,
                 ", ".join(loaded.guard.policy_ids),
-                loaded.guard.threshold,
+                _thresholds_text(loaded.guard),
                 loaded.guard.max_length,
                 loaded.guard.manifest.base_model,
                 loaded.source,
@@ -354,7 +361,7 @@ class DemoService:
         primary = self.primary
         line = (
             f"Checking with **{primary.name}**, a {primary.kind_name} for "
-            f"{_count(len(primary.guard.policy_ids), 'policy', 'policies')} (threshold {primary.guard.threshold:.3f})"
+            f"{_count(len(primary.guard.policy_ids), 'policy', 'policies')} (threshold {_thresholds_text(primary.guard)})"
         )
         if primary.reads_instructions:
             line += "; it reads the policy as an instruction, so it also scores other policies and your own"

@@ -147,14 +147,15 @@ def compare_guards(workspace: MergeWorkspace, uniguard: Guard, split: str, batch
     comparison = []
     for name, guard in guards:
         text_input = guard.manifest.input_format == "text"
-        for policy_id in workspace.policies:
+        for policy_id, policy in workspace.policies.items():
             if text_input and policy_id not in guard.manifest.policies:
                 continue
             members = np.flatnonzero(policy_column == policy_id)
             if len(members) == 0:
                 continue
-            scores = guard.score([texts[row] for row in members], policy_id, batch_size=batch_size)
-            threshold = guard.threshold_for(policy_id)
+            # The Policy itself, not its id: a pair guard scores a policy it never saw from the policy's text.
+            scores = guard.score([texts[row] for row in members], policy, batch_size=batch_size)
+            threshold = guard.threshold_for(policy)
             metrics = threshold_metrics(labels[members], scores, threshold)
             comparison.append(
                 ComparisonRow(name, guard.kind, policy_id, len(members), metrics.f1, metrics.precision, metrics.recall, metrics.fpr, threshold)
