@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_train_inference.py --output $(BENCH_OUT)/train_inference.json
 	$(BIN)/python benchmarks/bench_merge.py --output $(BENCH_OUT)/merge.json
 	$(BIN)/python benchmarks/bench_generate.py --json $(BENCH_OUT)/generate.json
+	$(BIN)/python benchmarks/bench_labels.py --output $(BENCH_OUT)/labels.json
 	$(BIN)/python benchmarks/bench_evaluate.py --output $(BENCH_OUT)/evaluate
 	$(BIN)/python benchmarks/bench_score.py --output $(BENCH_OUT)/score.json
 	$(BIN)/python -m benchmarks.bench_onnx --output $(BENCH_OUT)/onnx.json --keep $(BENCH_OUT)/onnx-guard
