@@ -27,11 +27,11 @@ def _smoke_config(encoder_dir: Path, tiny_causal_lm_dir: Path) -> dict:
     return {
         "policies": POLICIES,
         "judge_guard": True,
-        # Two small real corpora and a few recombinations, no generation rounds (tests/test_generate_pipeline.py
+        # Five small real corpora (both labels of both policies) and a few recombinations, no generation rounds (tests/test_generate_pipeline.py
         # runs the generator), so the chain runs in minutes.
         "generate": {
             "num_per_label": 4, "max_rounds": 0,
-            "corpora": ["chatterbot-en", "advbench"], "max_per_corpus": 30, "jailbreak_recombinations": 8, "injection_recombinations": 8,
+            "corpora": ["chatterbot-en", "advbench", "ipi-coding-injections", "ipi-coding-benign", "tap-jailbreaks"], "max_per_corpus": 30, "jailbreak_recombinations": 8, "injection_recombinations": 8,
         },
         "train_task": {"base_model": str(encoder_dir), "epochs": 1, "batch_size": 8, "max_length": 128},
         # The shipped instructions are 120-170 tokens: the pair model needs room beside them.
