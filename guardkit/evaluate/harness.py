@@ -9,7 +9,6 @@ would not apply.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from evaluate.evaluator import TextClassificationEvaluator
 
 from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
-from guardkit.data.evaluation_sets import PolicyBenchRow, read_jsonl, read_policy_bench
+from guardkit.data.evaluation_sets import PolicyBenchRow, read_policy_bench
 from guardkit.evaluate.config import EvaluateConfig
 from guardkit.evaluate.metrics import METRIC_NAMES, load_metrics
 from guardkit.evaluate.scorers import DECISION_THRESHOLD, Scorer

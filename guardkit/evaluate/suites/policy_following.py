@@ -28,17 +28,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from guardkit.data.evaluation_sets import PolicyBenchRow, read_jsonl
 from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.harness import (
     UNSAFE,
     EvaluationContext,
     Measurement,
-    PolicyBenchRow,
     SuiteOutcome,
     SuiteSkipped,
     first_sentence,
-    read_jsonl,
 )
 from guardkit.evaluate.scorers import Scorer
 from guardkit.evaluate.suites import register_suite
