@@ -9,6 +9,12 @@ from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+CALIBRATION_HELP = (
+    "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split; "
+    "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text)"
+)
+
+
 @dataclass
 class TrainingConfig:
     """What every guard trainer shares."""
@@ -85,13 +91,7 @@ class EncoderTrainingConfig(TrainingConfig):
             "row: the hand-written examples say where the policy's line runs, the many corpus rows fill the space around it"
         },
     )
-    calibration: str = field(
-        default="validation",
-        metadata={
-            "help": "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split; "
-            "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text)"
-        },
-    )
+    calibration: str = field(default="validation", metadata={"help": CALIBRATION_HELP})
 
 
 # kw_only: a required field may then follow the inherited ones that have defaults.
@@ -102,13 +102,7 @@ class TaskGuardConfig(EncoderTrainingConfig):
     # prototype head alone with the examples weighted 20 and threshold 0.5 reached mean F1 0.874 (embedding-kNN
     # 0.813); one epoch of fine-tuning with validation thresholds 0.765 (docs/benchmarks.md).
     epochs: float = field(default=0.0, metadata={"help": "passes over the training split (fractions allowed); 0: the prototype head is the guard"})
-    calibration: str = field(
-        default="none",
-        metadata={
-            "help": "validation: the threshold maximises F1 (or meets --target_fpr) on the validation split; "
-            "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text)"
-        },
-    )
+    calibration: str = field(default="none", metadata={"help": CALIBRATION_HELP})
     max_length: int = field(
         default=128, metadata={"help": "tokens per training example; longer texts are scored with a sliding window at inference"}
     )

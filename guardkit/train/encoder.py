@@ -10,7 +10,7 @@ rule pairs included — to calibrate a threshold per policy, then on test for th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,26 +189,27 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
     return accuracy
 
 
-def calibrate_per_policy(labels: np.ndarray, scores: np.ndarray, policy_column: np.ndarray, target_fpr: float | None) -> tuple[Calibration, dict[str, Calibration]]:
-    """One threshold over every row (for policies the guard never saw) and one per policy whose rows hold both labels."""
-    overall = calibrate_threshold(labels, scores, target_fpr)
+def calibrate_per_policy(
+    labels: np.ndarray, scores: np.ndarray, policy_column: np.ndarray, choose: Callable[[np.ndarray, np.ndarray], Calibration]
+) -> tuple[Calibration, dict[str, Calibration]]:
+    """One threshold over every row (for policies the guard never saw) and one per policy whose rows hold both
+    labels, each `choose(labels, scores)`."""
+    overall = choose(labels, scores)
     per_policy = {}
     for policy_id in dict.fromkeys(policy_column.tolist()):
         rows = policy_column == policy_id
         if len(set(labels[rows].tolist())) == 2:
-            per_policy[policy_id] = calibrate_threshold(labels[rows], scores[rows], target_fpr)
+            per_policy[policy_id] = choose(labels[rows], scores[rows])
     return overall, per_policy
 
 
-def fixed_threshold(labels, scores: np.ndarray, policy_column, threshold: float) -> tuple[Calibration, dict[str, Calibration]]:
-    """`threshold` for every policy (--calibration none), with the validation metrics it gives, like calibrate_per_policy."""
-    labels, policy_column = np.asarray(labels), np.asarray(policy_column)
-    per_policy = {
-        policy_id: fixed_calibration(labels[rows], scores[rows], threshold)
-        for policy_id in dict.fromkeys(policy_column.tolist())
-        if len(set(labels[rows := policy_column == policy_id].tolist())) == 2
-    }
-    return fixed_calibration(labels, scores, threshold), per_policy
+def threshold_rule(config: EncoderTrainingConfig) -> Callable[[np.ndarray, np.ndarray], Calibration]:
+    """--calibration: max F1 (or --target_fpr) on validation, or the class-balanced head's own boundary 0.5."""
+    if config.calibration == "validation":
+        return lambda labels, scores: calibrate_threshold(labels, scores, config.target_fpr)
+    if config.calibration == "none":
+        return lambda labels, scores: fixed_calibration(labels, scores, 0.5)
+    raise TrainingError(f"--calibration must be validation or none, got '{config.calibration}'")
 
 
 def train_encoder_guard(
@@ -243,6 +244,7 @@ def train_encoder_guard(
         head_accuracy = fit_prototype_head(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
     elif config.head_init != "random":
         raise TrainingError(f"--head_init must be prototype or random, got '{config.head_init}'")
+    choose_threshold = threshold_rule(config)  # a wrong --calibration fails before training
     fine_tune = config.epochs > 0 or config.max_steps > 0
     steps = 0
     train_metrics: dict[str, float] = {}
@@ -305,11 +307,9 @@ def train_encoder_guard(
     guard = Guard(model, tokenizer, manifest, {policy.id: policy for policy in spec.policies})
     validation = splits["validation"]
     validation_scores = _score(guard, validation, spec, all_policies, eval_batch)
-    calibration, per_policy = calibrate_per_policy(np.asarray(validation["label"]), validation_scores, np.asarray(validation["policy"]), config.target_fpr)
-    if config.calibration == "none":
-        calibration, per_policy = fixed_threshold(validation["label"], validation_scores, validation["policy"], 0.5)
-    elif config.calibration != "validation":
-        raise TrainingError(f"--calibration must be validation or none, got '{config.calibration}'")
+    calibration, per_policy = calibrate_per_policy(
+        np.asarray(validation["label"]), validation_scores, np.asarray(validation["policy"]), choose_threshold
+    )
     thresholds = {policy_id: value.threshold for policy_id, value in per_policy.items() if policy_id in manifest.policies}
     manifest.thresholds = thresholds
     results = _evaluate_test(guard, splits.get("test"), spec, all_policies, manifest, eval_batch)
