@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from guardkit.guard import MAX_TEXT_CHARS, aggregate_windows
 from guardkit.policies import Policy
 
 DECISION_THRESHOLD = 0.5
@@ -158,13 +159,30 @@ class GuardScorer(Scorer):
         # By id for a policy the guard was trained on (it reads the instruction stored with it), as a
         # Policy for any other (it reads that policy's own instruction).
         known = policy.id in self.guard.manifest.policies
-        return self.guard.score(texts, policy=policy.id if known else policy, batch_size=self.batch_size)
+        parts, owners = split_long_texts(texts)
+        scores = self.guard.score(parts, policy=policy.id if known else policy, batch_size=self.batch_size)
+        if len(parts) == len(texts):
+            return scores
+        # Suites hold real documents longer than a guard takes in one call (MAX_TEXT_CHARS); a deployment
+        # splits those and combines the parts the way the guard combines its windows, so the suite does too.
+        return aggregate_windows(np.asarray(scores).reshape(-1, 1), owners, len(texts), self.guard.manifest.window_aggregation)[:, 0]
 
     def size_on_disk(self) -> int:
         return folder_size(self.folder)
 
     def training_dataset_ids(self) -> list[tuple[str, str | None]]:
         return [(ref.id, ref.revision) for ref in self.guard.manifest.datasets]
+
+
+def split_long_texts(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Texts cut into consecutive parts of at most MAX_TEXT_CHARS, and the index of the text each part came from."""
+    parts: list[str] = []
+    owners: list[int] = []
+    for index, text in enumerate(texts):
+        for start in range(0, max(len(text), 1), MAX_TEXT_CHARS):
+            parts.append(text[start : start + MAX_TEXT_CHARS])
+            owners.append(index)
+    return parts, np.asarray(owners, dtype=np.int64)
 
 
 def build_scorer(spec: ScorerSpec, name: str, config) -> Scorer:
