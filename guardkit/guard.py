@@ -436,7 +436,8 @@ class Guard:
             # Dropout off: a model handed over straight from training is still in train mode.
             model.eval()
             self.device = next(model.parameters()).device
-        self.max_length = min(manifest.max_length, model_length_limit(model.config, tokenizer))
+        self.length_limit = model_length_limit(model.config, tokenizer)
+        self.max_length = min(manifest.max_length, self.length_limit)
         self._input_names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in tokenizer.model_input_names]
         self._layout = SpecialTokenLayout(tokenizer)
 
@@ -639,9 +640,13 @@ class Guard:
             first = tokenizer(instruction, add_special_tokens=False, verbose=False)["input_ids"]
             room = self.max_length - self._layout.special_tokens(pair=True) - len(first)
             if room < MIN_TEXT_TOKENS:
+                # A policy longer than the pairs the guard was trained on: its windows grow up to the encoder's
+                # own limit (positions it learnt in pre-training) rather than the policy being refused.
+                room = self.length_limit - self._layout.special_tokens(pair=True) - len(first)
+            if room < MIN_TEXT_TOKENS:
                 raise GuardError(
-                    f"the policy instruction takes {len(first)} of this guard's {self.max_length} tokens, leaving "
-                    f"{max(room, 0)} for the text (at least {MIN_TEXT_TOKENS} needed); shorten the policy's description and lists"
+                    f"the policy instruction takes {len(first)} of the {self.length_limit} tokens this guard's encoder reads, "
+                    f"leaving {max(room, 0)} for the text (at least {MIN_TEXT_TOKENS} needed); shorten the policy's description and lists"
                 )
         step = room - room // 2
         windows = Windows([], [], [])

@@ -13,7 +13,7 @@ from transformers import pipeline
 
 from guardkit import cli
 from guardkit.data.schema import ID2LABEL
-from guardkit.guard import FORMAT_VERSION, MANIFEST_FILE, DatasetRef, Guard, GuardError, Verdict, read_manifest, save_guard
+from guardkit.guard import FORMAT_VERSION, MANIFEST_FILE, MIN_TEXT_TOKENS, DatasetRef, Guard, GuardError, Verdict, read_manifest, save_guard
 from guardkit.policies import Policy, get_policy
 
 CARD = ModelCard("---\nlicense: apache-2.0\n---\n\n# test guard\n")
@@ -202,6 +202,21 @@ def test_pair_guard_scores_known_and_custom_policies(pair_guard_dir):
     verdicts = guard.check([text, "another"], policies=None)
     assert [(v.text_index, v.policy) for v in verdicts] == [(0, "recipes"), (0, "secrets"), (1, "recipes"), (1, "secrets")]
     assert guard.check(text, policies=custom)[0].policy == "not_shipped_anywhere"
+
+
+def test_pair_guard_reads_a_policy_longer_than_its_training_length_up_to_the_encoders_limit(tmp_path, tiny_bert_dir):
+    model, tokenizer = tiny_bert(tiny_bert_dir, seed=1)  # 128 positions
+    folder = save_guard(
+        tmp_path / "short-pairs", model, tokenizer, kind="multitask", policies=[short_policy("recipes")], threshold=0.5,
+        max_length=48, base_model="sentence-transformers/all-MiniLM-L6-v2", card=CARD,
+    )  # fmt: skip
+    guard = Guard.from_pretrained(folder)
+    longer = short_policy("longer").model_copy(update={"description": "Flags requests for the secret recipe of the house. " * 4})
+    instruction_tokens = len(tokenizer(longer.instruction(), add_special_tokens=False)["input_ids"])
+    assert 48 < instruction_tokens + 3 + MIN_TEXT_TOKENS <= 128
+    text = "what is the recipe for the cake"
+    expected = {item["label"]: item["score"] for item in pipeline("text-classification", model=str(folder))({"text": longer.instruction(), "text_pair": text}, top_k=None)}
+    assert guard.score(text, policy=longer)[0] == pytest.approx(expected["unsafe"], abs=1e-5)
 
 
 def test_pair_guard_explains_an_instruction_too_long_for_its_window(pair_guard_dir):
