@@ -91,6 +91,10 @@ class Scorer(ABC):
                 self._memo[(policy.id, text)] = float(value)
         return np.array([self._memo[(policy.id, text)] for text in texts], dtype=np.float64)
 
+    def score_policies(self, policies: Sequence[Policy], texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """P(unsafe) of `texts` under each of `policies`, by policy id: what checking a text against all of them costs."""
+        return {policy.id: self.score(policy, texts) for policy in policies}
+
     def threshold_for(self, policy: Policy) -> float:
         """The threshold on P(unsafe) this scorer decides with under `policy`."""
         return self.threshold
@@ -101,7 +105,8 @@ class Scorer(ABC):
         Each policy's P(unsafe) is mapped piecewise-linearly so that its own threshold lands on
         DECISION_THRESHOLD; the maximum over policies is what a deployment checking them all would flag.
         """
-        return np.max(np.stack([to_decision_scale(self.score(policy, texts), self.threshold_for(policy)) for policy in policies]), axis=0)
+        scores = self.score_policies(policies, texts)
+        return np.max(np.stack([to_decision_scale(scores[policy.id], self.threshold_for(policy)) for policy in policies]), axis=0)
 
 
 def to_decision_scale(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -155,17 +160,42 @@ class GuardScorer(Scorer):
         # By id, as `_score` reads it: a known id its stored instruction and own threshold, any other the default.
         return self.guard.threshold_for(policy.id)
 
+    def _one_pass(self, policy: Policy) -> bool:
+        return self.guard.manifest.input_format == "multilabel" and policy.id in self.guard.manifest.policies
+
     def _score(self, policy: Policy, texts: list[str]) -> np.ndarray:
+        if self._one_pass(policy):
+            scores = self._score_one_pass(texts)
+            if self._memo is not None:
+                # The same pass scored every policy the guard knows: suites asking for the others next find them here.
+                for policy_id, values in scores.items():
+                    self._memo.update(((policy_id, text), float(value)) for text, value in zip(texts, values))
+            return scores[policy.id]
         # By id for a policy the guard was trained on (it reads the instruction stored with it), as a
         # Policy for any other (it reads that policy's own instruction).
         known = policy.id in self.guard.manifest.policies
         parts, owners = split_long_texts(texts)
-        scores = self.guard.score(parts, policy=policy.id if known else policy, batch_size=self.batch_size)
-        if len(parts) == len(texts):
-            return scores
+        return self._join_parts(self.guard.score(parts, policy=policy.id if known else policy, batch_size=self.batch_size), owners, len(texts))
+
+    def _score_one_pass(self, texts: list[str]) -> dict[str, np.ndarray]:
+        parts, owners = split_long_texts(texts)
+        scores = self.guard.score_all(parts, batch_size=self.batch_size)
+        return {policy_id: self._join_parts(values, owners, len(texts)) for policy_id, values in scores.items()}
+
+    def _join_parts(self, scores: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
+        if len(owners) == count:
+            return np.asarray(scores)
         # Suites hold real documents longer than a guard takes in one call (MAX_TEXT_CHARS); a deployment
         # splits those and combines the parts the way the guard combines its windows, so the suite does too.
-        return aggregate_windows(np.asarray(scores).reshape(-1, 1), owners, len(texts), self.guard.manifest.window_aggregation)[:, 0]
+        return aggregate_windows(np.asarray(scores).reshape(-1, 1), owners, count, self.guard.manifest.window_aggregation)[:, 0]
+
+    def score_policies(self, policies: Sequence[Policy], texts: Sequence[str]) -> dict[str, np.ndarray]:
+        # Without the memo (timed), one pass for all of them, as a deployment runs it; with it, the first
+        # policy's pass fills the memo for the rest.
+        if self._memo is None and policies and all(self._one_pass(policy) for policy in policies):
+            scores = self._score_one_pass(list(texts))
+            return {policy.id: scores[policy.id] for policy in policies}
+        return super().score_policies(policies, texts)
 
     def size_on_disk(self) -> int:
         return folder_size(self.folder)
