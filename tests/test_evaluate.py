@@ -475,6 +475,10 @@ def test_offline_corpora_score_the_eval_side_of_every_corpus(results):
     # Jailbreak texts are also scored under the jailbreak policy alone (prompt_injection is not in this run).
     assert rows_of(results, suite="offline-corpora", dataset="inthewild-jailbreaks", policy="jailbreak", model="keyword")
     assert not [row for row in rows_of(results, suite="offline-corpora") if row["policy"] == "prompt_injection"]
+    # banking_assistant flags every off-topic request: "any" is jailbreak alone here, and the notes say why.
+    assert any(note.startswith("not scored (scope policies") and "banking_assistant" in note for note in suite["notes"])
+    under = {row["policy"]: row["value"] for row in rows_of(results, suite="offline-corpora", dataset="inthewild-jailbreaks", model="pair-guard", metric="recall")}
+    assert under["any"] == under["jailbreak"]
     for kind in HARM_KINDS:
         combined = rows_of(results, suite="offline-corpora", dataset=f"{kind}-vs-benign", policy="any", model="pair-guard")
         assert {row["metric"] for row in combined} == {"f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr"}

@@ -45,8 +45,6 @@ from guardkit.policies import Policy
 COMPONENTS = ("examples-lr", "examples-knn", "llm")
 KNN_K = 3
 COMPONENT_CLIP = 8.0
-# Tags of policies whose scope is a topic: everything off it, other policies' texts included, is unsafe there.
-SCOPE_TAGS = frozenset({"scope", "product-scope"})
 # Tags of policies about how a request is made (an attack technique) rather than what it asks for.
 TECHNIQUE_TAGS = frozenset({"llm-attacks"})
 # How much each of the other policies' unsafe examples counts, as a safe example, in a policy's scope gate.
@@ -125,7 +123,7 @@ class PolicyModel:
         labels = np.r_[np.zeros(len(self.safe)), np.ones(len(self.unsafe))]
         self.classifier = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(features, labels)
         self.scope = None
-        if others_unsafe and not SCOPE_TAGS & set(policy.tags):
+        if others_unsafe and not policy.restricts_scope:
             others = encode(list(others_unsafe))
             weights = np.r_[np.ones(len(features)), np.full(len(others), OTHER_POLICIES_WEIGHT)]
             self.scope = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(

@@ -39,6 +39,10 @@ class PolicyExamples(BaseModel):
         return _non_empty_texts(values)
 
 
+# Tags of policies whose scope is a topic: everything off it, other policies' texts included, is unsafe there.
+SCOPE_TAGS = frozenset({"scope", "product-scope"})
+
+
 class Policy(BaseModel):
     """One guardrail policy: what a guard must flag (disallowed) and what it must let through (allowed)."""
 
@@ -63,6 +67,12 @@ class Policy(BaseModel):
     @classmethod
     def _version_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, (int, float)) else value
+
+    @property
+    def restricts_scope(self) -> bool:
+        """Whether the policy keeps an assistant on its topic (tag "scope" or "product-scope"): off-topic requests,
+        however harmless, are what it flags, so harm-detection measures leave it out."""
+        return bool(SCOPE_TAGS & set(self.tags))
 
     def instruction(self) -> str:
         """The canonical instruction that instruction-conditioned guards read beside the text.

@@ -10,7 +10,8 @@ evaluation side's jailbreak templates, each wrapped around one of the sampled ha
 false-positive rate on each benign corpus and on the benign texts of each register, the combined sets
 harmful-vs-benign, injection-vs-benign and jailbreak-vs-benign (F1, FPR, AUPRC, recall at 1% FPR), and
 the FPR on long real benign documents (long-benign). A text counts as flagged when any evaluated policy
-flags it (policy "any"); injection texts are also scored under prompt_injection alone and jailbreak
+flags it (policy "any"; scope policies such as banking_assistant, which flag every off-topic request, are left
+out); injection texts are also scored under prompt_injection alone and jailbreak
 texts under jailbreak alone, where the run evaluates those policies (the policy column says which).
 Sensitive corpora (unsafe under some policies only) are not scored.
 """
@@ -164,7 +165,8 @@ def _long_benign_sample(context: EvaluationContext, index: NearDuplicateIndex, o
 
 
 def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, samples: Samples, long_texts: list[str]) -> None:
-    policies = context.scorable(scorer, list(context.policies))
+    # A scope policy flags everyday off-topic requests by design: its verdicts say nothing about harm here.
+    policies = [policy for policy in context.scorable(scorer, list(context.policies)) if not policy.restricts_scope]
     if not policies:
         return
     scorable = {policy.id for policy in policies}
@@ -214,6 +216,9 @@ def run(context: EvaluationContext) -> SuiteOutcome:
     if templated:
         samples[TEMPLATED] = ("jailbreak", templated)
     long_texts = _long_benign_sample(context, index, outcome)
+    scope = [policy.id for policy in context.policies.values() if policy.restricts_scope]
+    if scope:
+        outcome.notes.append(f"not scored (scope policies: everything off their topic is unsafe under them): {', '.join(scope)}")
     for scorer in tqdm(context.scorers, desc=NAME, unit="model"):
         _score(context, scorer, outcome, samples, long_texts)
     return outcome
