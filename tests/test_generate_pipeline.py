@@ -42,12 +42,14 @@ def _check_folder(folder: Path, policies: set[str]) -> None:
     assert policies <= set(loaded_policies)
     assert set(multitask["train"]["policy"]) <= policies
     default, _ = load_guard_dataset(folder, "default")
-    assert len(multitask["train"]) >= len(default["train"])
+    stats = json.loads((folder / "stats.json").read_text())
+    # Every default row but the background ones is in multitask too (beside its cross-policy extras).
+    background = sum(stats["background_rows"].values())
+    assert sum(map(len, multitask.values())) >= sum(map(len, default.values())) - background
     card = DatasetCard.load(folder / "README.md")
     assert "synthetic" in card.data.tags and card.data.task_categories == ["text-classification"]
     inspect_folder(folder)  # the publishing checks: configs, features, files, no local paths
     assert (folder / "generation.yaml").exists() and all((folder / "policies" / f"{policy}.yaml").exists() for policy in policies)
-    stats = json.loads((folder / "stats.json").read_text())
     assert stats["generated_accepted"] > 0 and stats["generated_accepted_per_minute"] > 0
 
 
@@ -93,6 +95,14 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minil
     store = _no_duplicates(folder)
     assert [candidate["id"] for candidate in store.candidates][: len(first_candidates)] == first_candidates
     _check_folder(folder, {"pet_safety", "movie_spoilers"})
+    # Background rows: chatterbot-en (the benign corpus here) texts, safe, beside the balanced rows, none in multitask.
+    stats = json.loads((folder / "stats.json").read_text())
+    default_rows = [row for split in load_dataset(str(folder)).values() for row in split]
+    multitask_texts = {(row["text"], row["policy"]) for split in load_dataset(str(folder), "multitask").values() for row in split}
+    for policy_id in ("pet_safety", "movie_spoilers"):
+        chatter = [row for row in default_rows if row["policy"] == policy_id and row["source"] == "corpus:chatterbot-en"]
+        assert 0 < stats["background_rows"][policy_id] <= len(chatter) and all(row["label"] == 0 for row in chatter)
+        assert sum((row["text"], policy_id) not in multitask_texts for row in chatter) >= stats["background_rows"][policy_id]
     # The multitask config adds cross-policy rows: texts selected for one policy, labelled under the other.
     multitask = load_dataset(str(folder), "multitask")
     default = load_dataset(str(folder))

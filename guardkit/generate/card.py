@@ -131,6 +131,7 @@ def render_card(
         counts_default=_count_table(stats["counts"]["default"]),
         counts_multitask=_count_table(stats["counts"]["multitask"]),
         rows_per_label=stats["rows_per_label"],
+        background_rows=max(stats.get("background_rows", {}).values(), default=0),
         sources=_source_table(stats["sources"]),
         cross_policies=cross_policies,
         cross_rows=cross_rows,

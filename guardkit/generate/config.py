@@ -34,6 +34,14 @@ class GenerateConfig:
         default=150,
         metadata={"help": "rows per policy and label (safe / unsafe) in config 'default', the policies' own examples not counted"},
     )
+    background_per_policy: int = field(
+        default=600,
+        metadata={
+            "help": "extra safe rows per policy in config 'default' (scope policies excepted): benign corpus texts the labeller calls "
+            "safe, drawn at random across corpora and registers, the everyday requests a guard must let through; not counted in "
+            "--num-per-label and left out of config 'multitask'"
+        },
+    )
     corpora: list[str] = field(
         default_factory=lambda: [ALL_CORPORA],
         metadata={

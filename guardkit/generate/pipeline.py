@@ -45,7 +45,7 @@ from guardkit.generate.candidates import Candidate, corpus_candidates, injection
 from guardkit.generate.card import render_card
 from guardkit.generate.config import ALL_CORPORA, PLAN_FIELDS, GenerateConfig
 from guardkit.generate.filtering import Decontaminator, EmbeddingIndex, MinHashIndex, exact_key, load_reference_texts, normalise_text
-from guardkit.generate.labeller import HARMFUL, Decision, Labeller, LabellerSettings, reflect
+from guardkit.generate.labeller import BENIGN, HARMFUL, Decision, Labeller, LabellerSettings, reflect
 from guardkit.generate.parsing import parse_generated_texts, parse_list_continuation
 from guardkit.generate.prompting import Response, generation_prompt
 from guardkit.generate.reflection import CachedJudge, ChatJudge, Judge, LogitJudge
@@ -137,6 +137,8 @@ def _validate(config: GenerateConfig) -> None:
     problems = []
     if config.num_per_label < 1:
         problems.append("--num-per-label must be at least 1")
+    if config.background_per_policy < 0:
+        problems.append("--background-per-policy must be 0 or more")
     if config.texts_per_request < 1:
         problems.append("--texts-per-request must be at least 1")
     if config.max_rounds < 0 or config.oversample <= 0:
@@ -301,7 +303,8 @@ class Generation:
             self._generate_rounds()
             self.backend.close()
         selected = {policy_id: self._select(policy_id) for policy_id in self.policies}
-        self._write(selected)
+        background = {policy_id: self._background(policy_id, selected[policy_id]) for policy_id in self.policies}
+        self._write(selected, background)
         if config.push_to_hub:
             from guardkit.hub import push_folder
 
@@ -570,6 +573,25 @@ class Generation:
             )
         return unsafe[:size] + safe[:size]
 
+    def _background(self, policy_id: str, selected: list[Admitted]) -> list[Admitted]:
+        """--background-per-policy benign corpus texts labelled safe under the policy, in a random order spread over corpora.
+
+        Random, not the most confidently safe first: a guard's false positives come from the everyday texts of
+        every register, which the selection by margin above leaves out. The guard of a scope policy is not given
+        them: off its topic, everyday requests are what it flags.
+        """
+        count = self.config.background_per_policy
+        if count == 0 or self.policies[policy_id].restricts_scope:
+            return []
+        taken = {item.candidate.id for item in selected}
+        pool = [
+            item for item in self.admitted.values()
+            if item.candidate.prior == BENIGN and item.candidate.source.startswith("corpus:")
+            and item.candidate.id not in taken and item.decisions[policy_id].label == "safe"
+        ]  # fmt: skip
+        pool.sort(key=lambda item: stable_fraction(self.config.seed, "background", policy_id, item.candidate.id))
+        return _diverse(pool, policy_id, count, self.config.max_source_share, by_margin=False)
+
     # ---------------------------------------------------------------- assembly
 
     def _row(self, item: Admitted, policy_id: str) -> dict:
@@ -602,15 +624,16 @@ class Generation:
             rows += [self._row(item, policy_id) for item in pool[:per_policy]]
         return rows
 
-    def _write(self, selected: dict[str, list[Admitted]]) -> None:
+    def _write(self, selected: dict[str, list[Admitted]], background: dict[str, list[Admitted]]) -> None:
         config, output = self.config, self.output
         # The card marks a finished folder (make's target): a stale one must not vouch for half-written splits.
         (output / "README.md").unlink(missing_ok=True)
         # A text is in one split under every policy; stratified by the policy and label it was first selected for.
         origins = {}
-        for policy_id, items in selected.items():
-            for item in items:
-                origins.setdefault(item.candidate.id, (item.candidate.id, policy_id, item.decisions[policy_id].label))
+        for chosen in (selected, background):
+            for policy_id, items in chosen.items():
+                for item in items:
+                    origins.setdefault(item.candidate.id, (item.candidate.id, policy_id, item.decisions[policy_id].label))
         split_of = assign_splits(origins.values(), config.validation_fraction, config.test_fraction, config.seed)
         for item in self.admitted.values():
             split_of.setdefault(item.candidate.id, "train")
@@ -624,7 +647,9 @@ class Generation:
             default_rows += augmented
             augmentation.update(counts)
         cross_rows = self._cross_rows(selected)
-        configs = {"default": default_rows, "multitask": default_rows + cross_rows}
+        # The background rows would multiply the multitask set's (instruction, text) pairs, whose cost is per pair.
+        background_rows = [self._row(item, policy_id) for policy_id, items in background.items() for item in items]
+        configs = {"default": default_rows + background_rows, "multitask": default_rows + cross_rows}
         split_rows: dict[str, dict[str, int]] = {}
         counts: dict[str, dict] = {}
         for config_name, rows in configs.items():
@@ -642,7 +667,8 @@ class Generation:
                 for policy_id in self.policies:
                     for label in LABELS:
                         counts[config_name][policy_id][label][split] = sum(row["policy"] == policy_id and row["label"] == label for row in members)
-        stats = self._stats(selected, default_rows, augmentation, counts)
+        stats = self._stats(selected, default_rows + background_rows, augmentation, counts)
+        stats["background_rows"] = {policy_id: len(items) for policy_id, items in background.items()}
         (output / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
         card = render_card(
             name=f"guardkit guardrail data: {', '.join(self.policies)}",
@@ -757,14 +783,15 @@ class Generation:
         return shipped_policies().get(policy_id)
 
 
-def _diverse(items: Sequence[Admitted], policy_id: str, count: int, max_share: float) -> list[Admitted]:
-    """Up to `count` items, the most confidently labelled first, no source above max_share of `count`."""
+def _diverse(items: Sequence[Admitted], policy_id: str, count: int, max_share: float, by_margin: bool = True) -> list[Admitted]:
+    """Up to `count` items, no source above max_share of `count`: the most confidently labelled first, or in the given order."""
     if count <= 0 or not items:
         return []
     cap = max(1, math.ceil(count * max_share))
     taken: Counter[str] = Counter()
     chosen: list[Admitted] = []
-    for item in sorted(items, key=lambda item: (-item.decisions[policy_id].margin, item.candidate.id)):
+    ordered = sorted(items, key=lambda item: (-item.decisions[policy_id].margin, item.candidate.id)) if by_margin else items
+    for item in ordered:
         if taken[item.candidate.source] < cap:
             taken[item.candidate.source] += 1
             chosen.append(item)
