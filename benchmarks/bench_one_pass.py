@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.quiet import quiet_offline
+
 TEXTS = {
     "short": "how do I reset my online banking password?",
     "chat": (
@@ -134,15 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=200, help="timed calls per path and text")
     parser.add_argument("--output", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_offline(args.threads)
     import torch
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-one-pass-") as scratch:
         paths = run_guards(Path(args.run)) if args.run else untrained_guards(Path(scratch))
         load_before = os.getloadavg()[0]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmarks.bench_evaluate import train_quick_guard
 from benchmarks.bench_train_inference import synthetic_texts
+from benchmarks.quiet import quiet_offline
 
 BACKENDS = ("torch_fp32", "ort_fp32", "ort_int8")
 # Words per text for ~16, ~64 and ~256 tokens with a BERT WordPiece tokenizer ([CLS] and [SEP] included).
@@ -101,17 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--keep", help="keep the guard and its exports in this folder (fp32/, int8/; e.g. for bench_serve --model)")
     parser.add_argument("--output", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_offline(args.threads)
     import torch
-    from transformers.utils import logging as transformers_logging
 
     from guardkit.guard import Guard
 
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as scratch:
         workdir = Path(args.keep or scratch)
         model = Path(args.model) if args.model else train_quick_guard(workdir, **QUICK_GUARD)

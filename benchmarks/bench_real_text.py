@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from pathlib import Path
+
+from benchmarks.quiet import quiet_offline
 
 SAMPLE = {"benign": 400, "harmful": 300, "injection": 150, "jailbreak": 150}
 MAX_CHARS = 4000
@@ -78,11 +79,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0, help="seed of the corpus sample")
     parser.add_argument("--output", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+    quiet_offline()
     sample = corpus_sample(args.seed)
     results = [measure(Path(folder), sample) for folder in args.taskguards]
     for row in results:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from tiny_models import save_tiny_guard
+from tiny_models import save_tiny_guard, tiny_bert
 from transformers import AutoModel, AutoTokenizer
 
 from guardkit import cli
@@ -341,8 +341,6 @@ def test_guard_scorer_scores_texts_longer_than_a_guard_takes_by_their_parts(task
 
 
 def test_a_one_pass_guard_is_scored_once_for_every_policy_it_knows(tmp_path, tiny_bert_dir, monkeypatch):
-    from tiny_models import tiny_bert
-
     model, tokenizer = tiny_bert(tiny_bert_dir, seed=3)  # two outputs: one per policy below
     policies = [get_policy("jailbreak"), get_policy("self_harm")]
     save_guard(
