@@ -14,7 +14,7 @@ from transformers import pipeline
 from guardkit import cli, export
 from guardkit.export import ExportConfig, ExportError, export_guard
 from guardkit.guard import MANIFEST_FILE, Guard, GuardError, save_guard
-from guardkit.onnx_runtime import THREADS_ENV, BackendError, OnnxSequenceClassifier
+from guardkit.onnx_runtime import SPIN_ENV, THREADS_ENV, BackendError, OnnxSequenceClassifier
 from guardkit.policies import get_policy
 
 CARD = ModelCard("---\nlicense: apache-2.0\n---\n\n# test guard\n")
@@ -212,6 +212,14 @@ def test_backend_choice_and_threads(task_guard_dir, exported_task_dir, monkeypat
         Guard.from_pretrained(exported_task_dir)
     monkeypatch.delenv(THREADS_ENV)
     assert Guard.from_pretrained(exported_task_dir).model.threads == torch.get_num_threads()
+    spinning = "session.intra_op.allow_spinning"
+    monkeypatch.delenv(SPIN_ENV, raising=False)
+    assert Guard.from_pretrained(exported_task_dir).model.session.get_session_options().get_session_config_entry(spinning) == "1"
+    monkeypatch.setenv(SPIN_ENV, "0")
+    assert Guard.from_pretrained(exported_task_dir).model.session.get_session_options().get_session_config_entry(spinning) == "0"
+    monkeypatch.setenv(SPIN_ENV, "yes")
+    with pytest.raises(BackendError, match="use 1"):
+        Guard.from_pretrained(exported_task_dir)
     assert issubclass(BackendError, GuardError.__mro__[1])  # a GuardkitError: the CLI prints it without a traceback
 
 
