@@ -47,7 +47,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_score.py --output $(BENCH_OUT)/score.json
 	$(BIN)/python -m benchmarks.bench_onnx --output $(BENCH_OUT)/onnx.json --keep $(BENCH_OUT)/onnx-guard
 	$(BIN)/python -m benchmarks.bench_serve --output $(BENCH_OUT)/serve.json --model $(BENCH_OUT)/onnx-guard/int8
-	$(BIN)/python -m benchmarks.bench_one_pass --output $(BENCH_OUT)/one_pass.json $(if $(wildcard $(OUT)/uniguard/guardkit.json),--run $(OUT))
+	$(BIN)/python -m benchmarks.bench_one_pass --onnx fp32 --output $(BENCH_OUT)/one_pass.json $(if $(wildcard $(OUT)/uniguard/guardkit.json),--run $(OUT))
 	$(if $(wildcard $(OUT)/taskguards),$(BIN)/python -m benchmarks.bench_real_text --taskguards $(OUT)/taskguards --output $(BENCH_OUT)/real_text.json)
 
 clean-venv:
