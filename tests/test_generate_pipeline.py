@@ -17,7 +17,7 @@ from guardkit.data.io import load_guard_dataset
 from guardkit.data.schema import FEATURES
 from guardkit.errors import GuardkitError
 from guardkit.generate.config import GenerateConfig
-from guardkit.generate.pipeline import generate
+from guardkit.generate.pipeline import MAX_TOP_UP_OVERSAMPLING, generate, top_up_oversampling
 from guardkit.generate.store import CandidateStore
 from guardkit.hub import inspect_folder
 
@@ -61,6 +61,14 @@ def _no_duplicates(folder: Path) -> CandidateStore:
     done = Counter(record["request_id"] for record in records if record["type"] == "request" and record["status"] == "done")
     assert done and max(done.values()) == 1
     return store
+
+
+def test_top_up_rounds_ask_for_what_the_kept_share_needs():
+    assert top_up_oversampling(kept=0, asked=0, first=2.0) == 2.0  # nothing asked yet: --oversample
+    assert top_up_oversampling(kept=25, asked=100, first=2.0) == 4.0  # a quarter kept: four texts per text wanted
+    assert top_up_oversampling(kept=30, asked=20, first=2.0) == 1.0  # relabelled texts from the other label count too
+    assert top_up_oversampling(kept=1, asked=100, first=2.0) == MAX_TOP_UP_OVERSAMPLING
+    assert top_up_oversampling(kept=0, asked=100, first=2.0) == MAX_TOP_UP_OVERSAMPLING
 
 
 @pytest.mark.integration

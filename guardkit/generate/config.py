@@ -112,7 +112,8 @@ class GenerateConfig:
         default=2.0, metadata={"help": "first round asks for this many times the needed texts (the rest is filtered out)"}
     )
     max_rounds: int = field(
-        default=2, metadata={"help": "generation rounds: later rounds top up the labels that are still short"}
+        default=3,
+        metadata={"help": "generation rounds: later rounds top up the labels still short, asking for as many texts as the share kept so far needs"},
     )
     min_generated_fraction: float = field(
         default=0.15,

@@ -60,6 +60,20 @@ LABELS = ("safe", "unsafe")
 # A safe text is on a policy's topic (a hard negative there) when it is this similar to the policy's unsafe examples.
 TOPICAL_SIMILARITY = 0.4
 SAFE_GROUPS = ("cross-policy", "topical", "general")
+# The most texts a top-up round asks for per text still wanted, however few the earlier rounds' texts kept.
+MAX_TOP_UP_OVERSAMPLING = 8.0
+
+
+def top_up_oversampling(kept: int, asked: int, first: float) -> float:
+    """Texts to ask for per text still wanted in a top-up round: `first` (--oversample) when none were asked yet,
+    else what the share kept so far needs (1 / kept share), between 1 and MAX_TOP_UP_OVERSAMPLING.
+
+    Asking for just the deficit left policies whose texts the labeller mostly rejects (election misinformation
+    from a 135M generator) short after every round.
+    """
+    if asked == 0:
+        return first
+    return min(max(asked / kept, 1.0), MAX_TOP_UP_OVERSAMPLING) if kept else MAX_TOP_UP_OVERSAMPLING
 
 
 class Cleaner:
@@ -421,6 +435,12 @@ class Generation:
         floor = math.ceil(config.num_per_label * config.min_generated_fraction) - self._generated_available(policy_id, label) if label == "safe" else 0
         return max(deficit, floor, 0)
 
+    def _oversampling(self, policy_id: str, label: str, round_index: int) -> float:
+        if round_index == 0:
+            return self.config.oversample
+        requests = sum(request_id.split("/")[1:3] == [policy_id, label] for request_id in self.store.finished)
+        return top_up_oversampling(self._generated_available(policy_id, label), requests * self.config.texts_per_request, self.config.oversample)
+
     def _generate_rounds(self) -> None:
         config = self.config
         by_round: dict[int, list[dict]] = defaultdict(list)
@@ -435,12 +455,11 @@ class Generation:
                 wanted = {(policy_id, label): self._wanted(policy_id, label) for policy_id in self.policies for label in LABELS}
                 if not any(wanted.values()):
                     break
-                factor = config.oversample if round_index == 0 else 1.0
                 plans = [
                     plan_requests(
                         self.policies[policy_id],
                         round_index,
-                        {label: math.ceil(count * factor / config.texts_per_request)},
+                        {label: math.ceil(count * self._oversampling(policy_id, label, round_index) / config.texts_per_request)},
                         config.seed,
                         config.texts_per_request,
                         config.hard_negative_fraction,
