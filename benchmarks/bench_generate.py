@@ -3,9 +3,11 @@
 Both runs plan the same requests (same policies, seed and first round) in fresh folders, with no real corpora,
 so only the generator's texts are counted:
   old   the settings of the previous data engine: 8 requests per batch, 160 new tokens, any policy example as
-        a few-shot example, and an LLM judge (SmolLM2, verdict-token logits) re-reading every text
+        a few-shot example, an LLM judge (SmolLM2, verdict-token logits) re-reading every text, float32
   fast  the defaults: 32 requests per batch, 96 new tokens, few-shot examples of at most 40 words (shorter
-        prompts), and the embedding labeller instead of the LLM judge
+        prompts), the embedding labeller instead of the LLM judge, and --dtype auto (bfloat16 on CPUs that
+        compute it natively)
+  fast_float32  the defaults in float32: what --dtype auto adds (not run unless asked for with --runs)
 The accepted rows are the generated texts the labeller keeps under the policy they were written for; per
 minute of the generation step (generating and labelling).
 
@@ -24,8 +26,11 @@ from guardkit.generate.config import GenerateConfig
 from guardkit.generate.pipeline import generate
 
 RUNS = {
-    "old": dict(batch_size=8, max_new_tokens=160, max_example_words=0, labeller_llm=True, judge="smollm2-135m", judge_backend="transformers"),
+    "old": dict(
+        batch_size=8, max_new_tokens=160, max_example_words=0, labeller_llm=True, judge="smollm2-135m", judge_backend="transformers", dtype="float32"
+    ),
     "fast": {},
+    "fast_float32": dict(dtype="float32"),
 }
 
 
@@ -54,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policies", nargs="+", default=["prompt_injection", "self_harm"])
     parser.add_argument("--num-per-label", type=int, default=10)
-    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--runs", nargs="+", default=["old", "fast"], choices=list(RUNS))
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     results = []

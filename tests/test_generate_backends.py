@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from guardkit.generate.backends import BACKENDS, BackendError, get_backend
+from guardkit.generate.backends.transformers import resolve_dtype
 from guardkit.generate.prompting import Prompt, judge_chat_prompt
 from guardkit.generate.reflection import ChatJudge
 from guardkit.policies import load_policies
@@ -100,6 +101,21 @@ def test_transformers_backend_batches_text_and_chat_prompts(tiny_causal_lm_dir):
     again = []
     backend.run(prompts[:2], again.append)
     assert {response.prompt_id: response.text for response in again} == {"t0": by_id["t0"].text, "t1": by_id["t1"].text}
+
+
+def test_transformers_backend_dtype(tiny_causal_lm_dir):
+    import torch
+
+    for dtype in ("float32", "bfloat16"):
+        backend = get_backend("transformers")(str(tiny_causal_lm_dir), batch_size=2, device="cpu", dtype=dtype, **OPTIONS)
+        assert next(backend.model.parameters()).dtype == getattr(torch, dtype) and backend.describe()["dtype"] == dtype
+        responses = []
+        backend.run([Prompt(id="t0", max_new_tokens=3, text="Here are examples:\n1. one\n2.")], responses.append)
+        assert [response.prompt_id for response in responses] == ["t0"]
+    # auto: bfloat16 only where oneDNN computes it natively, float32 elsewhere
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_dtype("auto", torch.device("cpu")) == ("bfloat16" if native else "float32")
+    assert resolve_dtype("float32", torch.device("cpu")) == "float32"
 
 
 def test_openai_backend_needs_a_key_for_remote_endpoints(monkeypatch):

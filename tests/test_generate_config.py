@@ -38,6 +38,7 @@ def test_help_explains_every_option(capsys):
         ({"validation_fraction": 0.5, "test_fraction": 0.5}, "sum to less than 1"),
         ({"augment_obfuscate_fraction": 1.5}, "augment-obfuscate-fraction"),
         ({"max_retries": -1}, "max-retries"),
+        ({"dtype": "float16"}, "--dtype must be one of auto, float32, bfloat16"),
     ],
 )
 def test_invalid_options_are_refused_before_any_work(tmp_path, options, message):

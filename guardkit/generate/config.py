@@ -131,6 +131,13 @@ class GenerateConfig:
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling top-p of the generator"})
     batch_size: int = field(default=32, metadata={"help": "transformers backend: requests generated together; also the judge batch size"})
     device: str | None = field(default=None, metadata={"help": "torch device for local models; none: cuda if available, else cpu"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "transformers backend: weights and activations of the generator, float32 or bfloat16; auto: bfloat16 where the "
+            "device computes it natively (CUDA, CPUs with AVX512-BF16 or AMX), else float32"
+        },
+    )
     concurrency: int = field(default=8, metadata={"help": "openai backend: requests in flight at once"})
     requests_per_minute: float = field(default=0.0, metadata={"help": "openai backend: rate limit; 0 means none"})
     request_timeout: float = field(default=120.0, metadata={"help": "openai backend: seconds before one request is abandoned and retried"})

@@ -41,6 +41,7 @@ from guardkit.embeddings import SentenceEncoder, nearest_mean_similarity
 from guardkit.errors import GuardkitError
 from guardkit.generate.augmentation import BUILTIN_JAILBREAK_TEMPLATES, augment_policy_rows
 from guardkit.generate.backends import GeneratorBackend, get_backend
+from guardkit.generate.backends.transformers import DTYPES as GENERATOR_DTYPES
 from guardkit.generate.candidates import Candidate, corpus_candidates, injection_recombinations, jailbreak_recombinations
 from guardkit.generate.card import render_card
 from guardkit.generate.config import ALL_CORPORA, PLAN_FIELDS, GenerateConfig
@@ -172,6 +173,8 @@ def _validate(config: GenerateConfig) -> None:
             problems.append(f"--{name.replace('_', '-')} must be between 0 and 1")
     if config.cross_policy_share + config.topical_share > 1:
         problems.append("--cross-policy-share and --topical-share must add up to at most 1")
+    if config.dtype not in GENERATOR_DTYPES:
+        problems.append(f"--dtype must be one of {', '.join(GENERATOR_DTYPES)}, got '{config.dtype}'")
     if config.batch_size < 1 or config.concurrency < 1:
         problems.append("--batch-size and --concurrency must be at least 1")
     if config.max_retries < 0 or config.parse_retries < 0 or config.max_per_corpus < 0:
@@ -191,6 +194,7 @@ def _backend_options(config: GenerateConfig) -> dict:
         seed=config.seed,
         batch_size=config.batch_size,
         device=config.device,
+        dtype=config.dtype,
         base_url=config.base_url,
         api_key_env=config.api_key_env,
         concurrency=config.concurrency,

@@ -10,19 +10,38 @@ from guardkit.generate.prompting import Prompt, Response
 from guardkit.stable_random import stable_seed
 
 
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def resolve_dtype(dtype: str, device) -> str:
+    """"float32" or "bfloat16" for `dtype` on `device`: auto takes bfloat16 where the hardware computes it natively."""
+    import torch
+
+    if dtype != "auto":
+        return dtype
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    # oneDNN runs bfloat16 natively on AVX512-BF16 and AMX cores (SmolLM2-135M sampling at batch 32 here:
+    # 1.45x the tokens per second of float32); elsewhere it emulates it, slower than float32.
+    return "bfloat16" if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+
+
 @register_backend("transformers")
 class TransformersBackend(GeneratorBackend):
-    def __init__(self, model: str, *, temperature: float, top_p: float, seed: int, batch_size: int = 8, device: str | None = None, **options):
+    def __init__(
+        self, model: str, *, temperature: float, top_p: float, seed: int, batch_size: int = 8, device: str | None = None, dtype: str = "auto", **options
+    ):
         super().__init__(model, temperature=temperature, top_p=top_p, seed=seed)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.batch_size = batch_size
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = resolve_dtype(dtype, self.device)
         path = resolve_model(model)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device).eval()
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype)).to(self.device).eval()
         except OSError as error:
             raise BackendError(f"cannot load generator '{model}' ({error}); give a shipped name, a Hub id or a local folder") from None
         # Left padding keeps every prompt's last token at the end, where generation continues.
@@ -37,7 +56,7 @@ class TransformersBackend(GeneratorBackend):
         return "chat"
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "batch_size": self.batch_size}
+        return {**super().describe(), "batch_size": self.batch_size, "dtype": self.dtype}
 
     def _input_text(self, prompt: Prompt) -> str:
         if prompt.is_chat:
