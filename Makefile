@@ -76,7 +76,7 @@ DATASET := $(OUT)/dataset/README.md
 POLICIES = $(if $(wildcard $(SETUP_STAMP)),$(shell $(REPRO) policies $(CONFIG)))
 JUDGE_GUARD = $(if $(wildcard $(SETUP_STAMP)),$(shell $(REPRO) option $(CONFIG) judge_guard))
 TASK_GUARDS = $(foreach policy,$(POLICIES),$(OUT)/taskguards/$(policy)/guardkit.json)
-EVAL_MODELS = $(OUT)/uniguard $(OUT)/multitask $(patsubst %/guardkit.json,%,$(TASK_GUARDS)) \
+EVAL_MODELS = $(OUT)/uniguard $(OUT)/multitask $(OUT)/taskguards \
 	$(if $(filter true,$(JUDGE_GUARD)),$(OUT)/judgeguard)
 
 .PHONY: reproduce reproduce-small

@@ -2,8 +2,8 @@
 
     python -m benchmarks.bench_real_text --taskguards runs/reproduce/taskguards [--taskguards OTHER ...] [--output results.json]
 
-The `offline-corpora` suite scores each TaskGuard under its own policy; a deployment runs them all and
-flags a text when any of them does. This benchmark does that on the evaluation side of the corpora in
+A deployment runs every TaskGuard and flags a text when any of them does: `guardkit evaluate --model
+taskguards/` scores them so as one set (`GuardSetScorer`), and this benchmark uses that set on the evaluation side of the corpora in
 `guardkit.data.corpora` (never a training candidate): benign texts of every register (at most 4,000
 characters), harmful requests, injections and jailbreaks, sampled with a fixed seed, so several sets of
 TaskGuards (`--taskguards` repeated) meet the same texts. Scope policies (banking_assistant: off-topic is
@@ -39,31 +39,25 @@ def measure(folder: Path, sample: dict[str, list[str]]) -> dict:
     import numpy as np
 
     from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, read_policy_bench
-    from guardkit.evaluate.scorers import DECISION_THRESHOLD, to_decision_scale
+    from guardkit.evaluate.scorers import DECISION_THRESHOLD, GuardSetScorer
     from guardkit.evaluate.statistics import as_arrays, average_precision, f1, false_positive_rate
-    from guardkit.guard import Guard, guard_folders
 
-    decisions: dict[str, list[np.ndarray]] = {kind: [] for kind in sample}
+    # The harness's own set of TaskGuards: each policy by its guard, flagged under several when any flags it.
+    scorer = GuardSetScorer.load(str(folder), "taskguards", batch_size=32, device="cpu")
+    stored = [member.guard.policies[policy_id] for policy_id, member in scorer.members.items()]
+    policies = [policy for policy in stored if not policy.restricts_scope]
+    flagged = {kind: scorer.decision_scores(policies, texts) for kind, texts in sample.items()}
     bench = []
-    policies = []
-    for path in guard_folders(folder):
-        guard = Guard.from_pretrained(path, device="cpu")
-        policy_id = guard.policy_ids[0]
-        if guard.policies[policy_id].restricts_scope:
-            continue
-        policies.append(policy_id)
-        threshold = guard.threshold_for(policy_id)
-        for kind, texts in sample.items():
-            decisions[kind].append(to_decision_scale(guard.score(texts, policy_id), threshold))
-        rows = [row for row in read_policy_bench(Path(DEFAULT_POLICY_BENCH_DIR) / f"{policy_id}.jsonl") if row.half == "test"]
-        references, scores = as_arrays([row.label for row in rows], guard.score([row.text for row in rows], policy_id))
+    for policy in policies:
+        threshold = scorer.threshold_for(policy)
+        rows = [row for row in read_policy_bench(Path(DEFAULT_POLICY_BENCH_DIR) / f"{policy.id}.jsonl") if row.half == "test"]
+        references, scores = as_arrays([row.label for row in rows], scorer.score(policy, [row.text for row in rows]))
         bench.append((float(f1(references, scores, threshold)), float(false_positive_rate(references, scores, threshold)), float(average_precision(references[None], scores[None])[0])))
-    flagged = {kind: np.max(np.stack(values), axis=0) for kind, values in decisions.items()}
     references = np.r_[np.ones(len(flagged["harmful"])), np.zeros(len(flagged["benign"]))]
     combined = np.r_[flagged["harmful"], flagged["benign"]]
     return {
         "taskguards": str(folder),
-        "policies": policies,
+        "policies": [policy.id for policy in policies],
         "benign_fpr": float(np.mean(flagged["benign"] >= DECISION_THRESHOLD)),
         **{f"{kind}_recall": float(np.mean(flagged[kind] >= DECISION_THRESHOLD)) for kind in ("harmful", "injection", "jailbreak")},
         "harmful_vs_benign_auprc": float(average_precision(references[None], combined[None])[0]),

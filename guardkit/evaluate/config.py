@@ -30,7 +30,8 @@ class EvaluateConfig:
         metadata={
             "action": "extend",
             "help": "guard folder (from `guardkit train` / `guardkit merge`, a JudgeGuard folder included) or Hub "
-            "model id; repeat --model for several",
+            "model id; a folder of guard folders (e.g. TaskGuards, one per policy) is scored as one set that flags "
+            "a text when any of its guards does; repeat --model for several",
         },
     )
     baseline: list[str] = field(

@@ -10,7 +10,7 @@ from guardkit.evaluate.baselines import baseline_names
 from guardkit.evaluate.config import EvaluateConfig
 from guardkit.evaluate.harness import EvaluationContext, SuiteOutcome, SuiteSkipped
 from guardkit.evaluate.results import build_results, write_results
-from guardkit.evaluate.scorers import GuardScorer, Scorer, ScorerSpec, build_scorer
+from guardkit.evaluate.scorers import GuardScorer, GuardSetScorer, Scorer, ScorerSpec, build_scorer
 from guardkit.evaluate.suites import get_suites
 from guardkit.policies import Policy, load_policies, shipped_policies
 
@@ -43,6 +43,13 @@ def load_scorers(config: EvaluateConfig) -> list[Scorer]:
     return scorers
 
 
+def _stored_policy(scorer: Scorer, policy_id: str) -> Policy | None:
+    """The policy file stored with the guard that scores `policy_id`, if any."""
+    if isinstance(scorer, GuardSetScorer):
+        scorer = scorer.members[policy_id]
+    return scorer.guard.policies.get(policy_id) if isinstance(scorer, GuardScorer) else None
+
+
 def resolve_policies(config: EvaluateConfig, scorers: list[Scorer]) -> dict[str, Policy]:
     """--policies, else the models' own policies (as stored with them), else every shipped policy."""
     if config.policies:
@@ -51,7 +58,7 @@ def resolve_policies(config: EvaluateConfig, scorers: list[Scorer]) -> dict[str,
     library = shipped_policies()
     for scorer in scorers:
         for policy_id in scorer.own_policies:
-            known = scorer.guard.policies.get(policy_id) if isinstance(scorer, GuardScorer) else None
+            known = _stored_policy(scorer, policy_id)
             known = known or library.get(policy_id)
             if known is None:
                 raise GuardkitError(f"{scorer.name}: policy '{policy_id}' has no policy file with the model and is not shipped")
@@ -81,6 +88,10 @@ def _scorer_info(scorer: Scorer) -> dict[str, object]:
     if isinstance(scorer, GuardScorer):
         info["kind"] = scorer.kind
         info["thresholds"] = dict(scorer.guard.manifest.thresholds)
+    elif isinstance(scorer, GuardSetScorer):
+        info["kind"] = scorer.kind
+        info["thresholds"] = scorer.thresholds
+        info["members"] = {policy_id: str(member.folder) for policy_id, member in scorer.members.items()}
     return info
 
 

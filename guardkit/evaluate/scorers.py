@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from guardkit.errors import GuardkitError
 from guardkit.guard import MAX_TEXT_CHARS, aggregate_windows
 from guardkit.policies import Policy
 
@@ -204,6 +205,72 @@ class GuardScorer(Scorer):
         return [(ref.id, ref.revision) for ref in self.guard.manifest.datasets]
 
 
+class GuardSetScorer(Scorer):
+    """Guards deployed side by side, each scoring its own policies: a folder of TaskGuards (`make reproduce`'s
+    taskguards/). Under one policy it is that policy's guard; under several, a text is flagged when any of
+    them flags it, the verdict a single TaskGuard cannot give on its own.
+    """
+
+    def __init__(self, name: str, spec: ScorerSpec, members: Sequence[GuardScorer]):
+        super().__init__(name, spec, DECISION_THRESHOLD)
+        self.members: dict[str, GuardScorer] = {}
+        for member in members:
+            for policy_id in member.own_policies:
+                if policy_id in self.members:
+                    raise GuardkitError(
+                        f"{spec.name}: {self.members[policy_id].folder} and {member.folder} both score policy '{policy_id}'; "
+                        "a guard set holds one guard per policy"
+                    )
+                self.members[policy_id] = member
+
+    @classmethod
+    def load(cls, folder: str, name: str, batch_size: int, device: str | None = None) -> "GuardSetScorer":
+        from guardkit.guard import guard_folders
+
+        members = [GuardScorer.load(str(path), path.name, batch_size, device=device) for path in guard_folders(folder)]
+        return cls(name, ScorerSpec("model", folder), members)
+
+    @property
+    def kind(self) -> str:
+        kinds = {member.kind for member in self.members.values()}
+        return kinds.pop() if len(kinds) == 1 else "guard-set"
+
+    @property
+    def own_policies(self) -> list[str]:
+        return list(self.members)
+
+    def can_score(self, policy_id: str) -> bool:
+        return policy_id in self.members
+
+    def threshold_for(self, policy: Policy) -> float:
+        return self.members[policy.id].threshold_for(policy)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {policy_id: member.guard.threshold_for(policy_id) for policy_id, member in self.members.items()}
+
+    def _score(self, policy: Policy, texts: list[str]) -> np.ndarray:
+        # The set's memo is the one that counts: each text is scored once by the policy's own guard.
+        return self.members[policy.id]._score(policy, texts)
+
+    def size_on_disk(self) -> int:
+        return sum(member.size_on_disk() for member in {id(member): member for member in self.members.values()}.values())
+
+    def training_dataset_ids(self) -> list[tuple[str, str | None]]:
+        return list(dict.fromkeys(ref for member in self.members.values() for ref in member.training_dataset_ids()))
+
+    def notes(self) -> list[str]:
+        return [f"{len(self.members)} guards side by side, one per policy; under several policies a text is flagged when any flags it"]
+
+
+def is_guard_set(model: str) -> bool:
+    """Whether `model` is a local folder of guard folders rather than one guard."""
+    from guardkit.guard import MANIFEST_FILE, guard_folders
+
+    path = Path(model)
+    return path.is_dir() and not (path / MANIFEST_FILE).is_file() and bool(guard_folders(path))
+
+
 def split_long_texts(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """Texts cut into consecutive parts of at most MAX_TEXT_CHARS, and the index of the text each part came from."""
     parts: list[str] = []
@@ -218,7 +285,8 @@ def split_long_texts(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
 def build_scorer(spec: ScorerSpec, name: str, config) -> Scorer:
     """The scorer a spec describes: a guard loaded from its folder or Hub id, or a registered baseline."""
     if spec.kind == "model":
-        return GuardScorer.load(spec.name, name, config.batch_size, device=config.device)
+        loader = GuardSetScorer.load if is_guard_set(spec.name) else GuardScorer.load
+        return loader(spec.name, name, config.batch_size, device=config.device)
     from guardkit.evaluate.baselines import build_baseline
 
     return build_baseline(spec.name, config)
