@@ -89,8 +89,10 @@ def test_make_reproduce_runs_the_whole_chain_and_then_has_nothing_to_do(tmp_path
         assert (out / folder / "README.md").exists() and (out / folder / "guardkit.json").exists()
 
     results = json.loads((out / "eval" / "results.json").read_text())
-    evaluated = {scorer["name"] for scorer in results["scorers"]}
-    assert {"uniguard", "multitask", "judgeguard", "keyword", *POLICIES} <= evaluated
+    evaluated = {scorer["name"]: scorer for scorer in results["scorers"]}
+    assert {"uniguard", "multitask", "judgeguard", "keyword", "taskguards"} <= set(evaluated)
+    # The TaskGuards as one set, each policy by its own guard.
+    assert evaluated["taskguards"]["kind"] == "task" and set(evaluated["taskguards"]["members"]) == set(POLICIES)
     report = (out / "REPORT.md").read_text()
     assert "judgeguard" in report and str(config) in report
     for step in expected_steps:
