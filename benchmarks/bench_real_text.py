@@ -44,8 +44,7 @@ def measure(folder: Path, sample: dict[str, list[str]]) -> dict:
 
     # The harness's own set of TaskGuards: each policy by its guard, flagged under several when any flags it.
     scorer = GuardSetScorer.load(str(folder), "taskguards", batch_size=32, device="cpu")
-    stored = [member.guard.policies[policy_id] for policy_id, member in scorer.members.items()]
-    policies = [policy for policy in stored if not policy.restricts_scope]
+    policies = [policy for policy in map(scorer.stored_policy, scorer.own_policies) if not policy.restricts_scope]
     flagged = {kind: scorer.decision_scores(policies, texts) for kind, texts in sample.items()}
     bench = []
     for policy in policies:

@@ -43,13 +43,6 @@ def load_scorers(config: EvaluateConfig) -> list[Scorer]:
     return scorers
 
 
-def _stored_policy(scorer: Scorer, policy_id: str) -> Policy | None:
-    """The policy file stored with the guard that scores `policy_id`, if any."""
-    if isinstance(scorer, GuardSetScorer):
-        scorer = scorer.members[policy_id]
-    return scorer.guard.policies.get(policy_id) if isinstance(scorer, GuardScorer) else None
-
-
 def resolve_policies(config: EvaluateConfig, scorers: list[Scorer]) -> dict[str, Policy]:
     """--policies, else the models' own policies (as stored with them), else every shipped policy."""
     if config.policies:
@@ -58,8 +51,7 @@ def resolve_policies(config: EvaluateConfig, scorers: list[Scorer]) -> dict[str,
     library = shipped_policies()
     for scorer in scorers:
         for policy_id in scorer.own_policies:
-            known = _stored_policy(scorer, policy_id)
-            known = known or library.get(policy_id)
+            known = scorer.stored_policy(policy_id) or library.get(policy_id)
             if known is None:
                 raise GuardkitError(f"{scorer.name}: policy '{policy_id}' has no policy file with the model and is not shipped")
             policies.setdefault(policy_id, known)
@@ -85,12 +77,10 @@ def _scorer_info(scorer: Scorer) -> dict[str, object]:
         "policies": scorer.own_policies,
         "notes": scorer.notes(),
     }
-    if isinstance(scorer, GuardScorer):
-        info["kind"] = scorer.kind
-        info["thresholds"] = dict(scorer.guard.manifest.thresholds)
-    elif isinstance(scorer, GuardSetScorer):
+    if isinstance(scorer, (GuardScorer, GuardSetScorer)):
         info["kind"] = scorer.kind
         info["thresholds"] = scorer.thresholds
+    if isinstance(scorer, GuardSetScorer):
         info["members"] = {policy_id: str(member.folder) for policy_id, member in scorer.members.items()}
     return info
 

@@ -76,6 +76,10 @@ class Scorer(ABC):
         """Anything the report should say about how this scorer's numbers came about."""
         return []
 
+    def stored_policy(self, policy_id: str) -> Policy | None:
+        """The policy file stored with the guard that scores `policy_id` (None for baselines and unknown ids)."""
+        return None
+
     def disable_memo(self) -> None:
         """Score every call afresh: needed wherever the time of scoring is what is measured."""
         self._memo = None
@@ -161,6 +165,14 @@ class GuardScorer(Scorer):
         # By id, as `_score` reads it: a known id its stored instruction and own threshold, any other the default.
         return self.guard.threshold_for(policy.id)
 
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The per-policy thresholds stored in guardkit.json."""
+        return dict(self.guard.manifest.thresholds)
+
+    def stored_policy(self, policy_id: str) -> Policy | None:
+        return self.guard.policies.get(policy_id)
+
     def _one_pass(self, policy: Policy) -> bool:
         return self.guard.manifest.input_format == "multilabel" and policy.id in self.guard.manifest.policies
 
@@ -213,8 +225,9 @@ class GuardSetScorer(Scorer):
 
     def __init__(self, name: str, spec: ScorerSpec, members: Sequence[GuardScorer]):
         super().__init__(name, spec, DECISION_THRESHOLD)
+        self.guards = list(members)
         self.members: dict[str, GuardScorer] = {}
-        for member in members:
+        for member in self.guards:
             for policy_id in member.own_policies:
                 if policy_id in self.members:
                     raise GuardkitError(
@@ -232,7 +245,7 @@ class GuardSetScorer(Scorer):
 
     @property
     def kind(self) -> str:
-        kinds = {member.kind for member in self.members.values()}
+        kinds = {member.kind for member in self.guards}
         return kinds.pop() if len(kinds) == 1 else "guard-set"
 
     @property
@@ -249,18 +262,21 @@ class GuardSetScorer(Scorer):
     def thresholds(self) -> dict[str, float]:
         return {policy_id: member.guard.threshold_for(policy_id) for policy_id, member in self.members.items()}
 
+    def stored_policy(self, policy_id: str) -> Policy | None:
+        return self.members[policy_id].stored_policy(policy_id) if policy_id in self.members else None
+
     def _score(self, policy: Policy, texts: list[str]) -> np.ndarray:
         # The set's memo is the one that counts: each text is scored once by the policy's own guard.
         return self.members[policy.id]._score(policy, texts)
 
     def size_on_disk(self) -> int:
-        return sum(member.size_on_disk() for member in {id(member): member for member in self.members.values()}.values())
+        return sum(member.size_on_disk() for member in self.guards)
 
     def training_dataset_ids(self) -> list[tuple[str, str | None]]:
-        return list(dict.fromkeys(ref for member in self.members.values() for ref in member.training_dataset_ids()))
+        return list(dict.fromkeys(ref for member in self.guards for ref in member.training_dataset_ids()))
 
     def notes(self) -> list[str]:
-        return [f"{len(self.members)} guards side by side, one per policy; under several policies a text is flagged when any flags it"]
+        return [f"{len(self.guards)} guards side by side, one per policy; under several policies a text is flagged when any flags it"]
 
 
 def is_guard_set(model: str) -> bool:
