@@ -678,6 +678,18 @@ def test_offline_corpora_remove_training_texts_and_say_how_many(tmp_path, guard_
     assert not rows_of(read_results(tmp_path / "out" / "results.json"), suite="offline-corpora", dataset="harmbench")
 
 
+def test_offline_corpora_sample_corpora_and_long_documents_to_their_own_limits(tmp_path):
+    config = evaluate_config(
+        tmp_path, baseline=["keyword"], suite=["offline-corpora"], policies="jailbreak", max_examples=50, corpus_examples=2, long_benign_examples=1
+    )
+    run_evaluation(config)
+    data = read_results(tmp_path / "results.json")["suites"]["offline-corpora"]["data"]
+    assert data["long-benign"]["evaluated"] == 1 < data["long-benign"]["rows"]
+    corpora = {name: entry for name, entry in data.items() if name != "long-benign"}
+    assert max(entry["evaluated"] for entry in corpora.values()) == 2
+    assert all(entry["evaluated"] == min(2, entry["rows"] - entry["removed_by_decontamination"]) for entry in corpora.values())
+
+
 def test_offline_corpora_name_the_missing_packages_and_the_install_line(tmp_path, monkeypatch):
     monkeypatch.setenv(ROOTS_ENV, str(tmp_path / "no-packages"))
     run_evaluation(evaluate_config(tmp_path, baseline=["keyword"], suite=["offline-corpora"], policies="jailbreak"))

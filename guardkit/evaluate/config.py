@@ -68,6 +68,20 @@ class EvaluateConfig:
             "keeps LLM-judge baselines affordable"
         },
     )
+    corpus_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "offline-corpora: texts sampled per corpus (default: --max_examples); a guard checking every policy "
+            "scores each of them under all of them"
+        },
+    )
+    long_benign_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "offline-corpora: long benign documents (2-100 KB, stratified by size) to score (default: --corpus_examples); "
+            "a pair guard reads each window of each under every rule"
+        },
+    )
     bootstrap_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95%% confidence intervals; 0 skips them"})
     confidence_level: float = field(default=0.95, metadata={"help": "coverage of the bootstrap confidence intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling, perturbations and bootstrap"})
@@ -157,6 +171,8 @@ class EvaluateConfig:
             ("api_concurrency", self.api_concurrency),
             ("knn_k", self.knn_k),
             ("efficiency_threads", self.efficiency_threads or 1),
+            ("corpus_examples", 1 if self.corpus_examples is None else self.corpus_examples),
+            ("long_benign_examples", 1 if self.long_benign_examples is None else self.long_benign_examples),
         ):
             if value < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {value}")

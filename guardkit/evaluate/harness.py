@@ -217,8 +217,9 @@ class EvaluationContext:
             curves.append(Curve(scorer.name, suite, dataset, policy, np.asarray(labels), pipeline.scores, DECISION_THRESHOLD))
         return rows, pipeline.scores
 
-    def sample(self, labels: Sequence[int]) -> list[int]:
-        return stratified_sample(labels, self.config.max_examples, self.config.seed)
+    def sample(self, labels: Sequence[int], limit: int | None = None) -> list[int]:
+        """A seeded, label-stratified sample of at most `limit` rows (default --max_examples)."""
+        return stratified_sample(labels, limit or self.config.max_examples, self.config.seed)
 
     # --- shared data ----------------------------------------------------------------------------
 

