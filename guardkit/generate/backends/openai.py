@@ -103,12 +103,15 @@ class OpenAIBackend(GeneratorBackend):
                 response = await self._with_retries(client, limiter, prompt)
             on_response(response)
 
+        # gather, not TaskGroup/except*: those need Python 3.11 and the package supports 3.10.
+        tasks = [asyncio.ensure_future(one(prompt)) for prompt in prompts]
         try:
-            async with asyncio.TaskGroup() as group:
-                for prompt in prompts:
-                    group.create_task(one(prompt))
-        except* BackendError as errors:
-            raise errors.exceptions[0] from None
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             await client.close()
 
