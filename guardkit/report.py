@@ -26,6 +26,25 @@ HEADLINE_ROWS = (
     ("over-refusal", "false_positive_rate", "over-refusal FPR (lower is better)"),
     ("robustness", "recall_drop", "recall drop under obfuscation (lower is better)"),
 )
+# Real text and policy following: (title, suite, dataset, policy, metric, lower is better), the mean over the matching rows of a
+# scorer; a dataset ending in "/" matches every dataset under it (each benign register, each cross-policy cell).
+REAL_TEXT_ROWS = (
+    ("offline-corpora harmful vs benign, AUPRC", "offline-corpora", "harmful-vs-benign", "any", "auprc", False),
+    ("offline-corpora harmful vs benign, F1", "offline-corpora", "harmful-vs-benign", "any", "f1", False),
+    ("offline-corpora harmful vs benign, recall at 1% FPR", "offline-corpora", "harmful-vs-benign", "any", "recall_at_1pct_fpr", False),
+    ("offline-corpora injection vs benign, AUPRC", "offline-corpora", "injection-vs-benign", "any", "auprc", False),
+    ("offline-corpora jailbreak vs benign, AUPRC", "offline-corpora", "jailbreak-vs-benign", "any", "auprc", False),
+    ("offline-corpora real benign requests, FPR (mean over registers)", "offline-corpora", "benign/", "any", "false_positive_rate", True),
+    ("offline-corpora long benign documents (2-100 KB), FPR", "offline-corpora", "long-benign", "any", "false_positive_rate", True),
+    ("policy-following cross-policy FPR (mean over policies)", "policy-following", "policy-bench/other policies", None, "mean_cross_policy_fpr", True),
+    ("policy-following unseen policies, F1 (zero-shot)", "policy-following", "unseen-policies", "mean", "f1", False),
+    ("policy-following unseen policies, off-scope FPR", "policy-following", "unseen-policies/off_scope", "mean", "false_positive_rate", True),
+)
+REAL_TEXT_NOTE = (
+    "Real prompts from the corpora inside PyPI wheels (their evaluation side, decontaminated), a text flagged when any "
+    "harm policy flags it; policy following: other policies' unsafe policy-bench rows under each policy, and policies "
+    "no guard was trained on, read from their instruction."
+)
 README_BLOCK = ("<!-- reproduce-results:start -->", "<!-- reproduce-results:end -->")
 EFFICIENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "throughput_texts_per_s", "all_policies_latency_ms", "peak_rss_mb", "size_on_disk_mb")
 
@@ -96,6 +115,26 @@ def efficiency_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def real_text_table(results: dict[str, Any]) -> str | None:
+    """The real-text and policy-following means of each guard kind and baseline (None when neither suite ran)."""
+    columns, column_of = _columns(results["scorers"])
+    rows = []
+    for title, suite, dataset, policy, metric, lower in REAL_TEXT_ROWS:
+        values: dict[str, list[float]] = defaultdict(list)
+        for row in results["results"]:
+            matches = row["dataset"].startswith(dataset) if dataset.endswith("/") else row["dataset"] == dataset
+            if row["suite"] == suite and matches and row["metric"] == metric and policy in (None, row["policy"]) and row["value"] is not None:
+                values[column_of[row["model"]]].append(row["value"])
+        if values:
+            rows.append((title, [sum(values[column]) / len(values[column]) if values[column] else None for column in columns], lower))
+    if not rows:
+        return None
+    used = [index for index, _ in enumerate(columns) if any(values[index] is not None for _, values, _ in rows)]
+    lines = ["| mean | " + " | ".join(columns[index] for index in used) + " |", "|" + "---|" * (len(used) + 1)]
+    lines += [_row(title, [values[index] for index in used], lower) for title, values, lower in rows]
+    return "\n".join(lines)
+
+
 def headline_table(results: dict[str, Any]) -> str:
     """Policy means of the headline metrics, a column per guard kind and baseline; the best of each row in bold."""
     means: dict[str, tuple[dict[str, float | None], bool]] = {}
@@ -136,6 +175,9 @@ def render(out: Path, config_path: Path, machine: str) -> str:
         columns, rows = pivot(results, suite, metric)
         if rows:
             parts += ["", f"## {suite}: {metric} (lower is better)", "", _table(["policy"] + columns, rows, metric in LOWER_IS_BETTER)]
+    real_text = real_text_table(results)
+    if real_text:
+        parts += ["", "## Real text and policy following", "", REAL_TEXT_NOTE, "", real_text]
     parts += ["", "## Efficiency (same inputs for every scorer)", "", efficiency_table(results)]
     skipped = {name: info for name, info in results["suites"].items() if info["status"] != "ok"}
     if skipped:
@@ -186,5 +228,7 @@ def publish_to_docs(out: Path, docs: Path, readme: Path) -> None:
     (docs / "results.md").write_text(text, encoding="utf-8")
     results = read_results(out / "eval" / "results.json")
     run_line = next(line for line in text.splitlines() if line.startswith("- run finished:"))
-    summary = f"{headline_table(results)}\n\nFrom `make reproduce` ({run_line[2:]}); every table of that run is in [docs/results.md](docs/results.md)."
+    real_text = real_text_table(results)
+    tables = headline_table(results) + (f"\n\n{REAL_TEXT_NOTE}\n\n{real_text}" if real_text else "")
+    summary = f"{tables}\n\nFrom `make reproduce` ({run_line[2:]}); every table of that run is in [docs/results.md](docs/results.md)."
     replace_readme_block(readme, summary)

@@ -9,7 +9,7 @@ import pytest
 
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.results import SCHEMA_VERSION
-from guardkit.report import headline_table, pivot, publish_to_docs, write_report
+from guardkit.report import headline_table, pivot, publish_to_docs, real_text_table, write_report
 
 POLICIES = ["jailbreak", "self_harm"]
 
@@ -60,10 +60,10 @@ def _results() -> dict:
     }
 
 
-def _run_folder(tmp_path: Path) -> Path:
+def _run_folder(tmp_path: Path, results: dict | None = None) -> Path:
     out = tmp_path / "run"
     (out / "eval").mkdir(parents=True)
-    (out / "eval" / "results.json").write_text(json.dumps(_results()))
+    (out / "eval" / "results.json").write_text(json.dumps(results or _results()))
     (out / "eval" / "search.png").write_bytes(b"png")
     (out / "timings.json").write_text(json.dumps({"generate": 600.0, "evaluate": 300.0}))
     return out
@@ -92,6 +92,36 @@ def test_headline_is_the_policy_mean_of_each_metric_with_the_best_in_bold():
     ]
 
 
+def _real_text_rows() -> list[dict]:
+    def row(model, suite, dataset, policy, metric, value):
+        return {**_result(model, suite, policy, metric, value), "dataset": dataset}
+
+    return [
+        row("uniguard", "offline-corpora", "harmful-vs-benign", "any", "auprc", 0.9),
+        row("uniguard", "offline-corpora", "harmful-vs-benign", "jailbreak", "auprc", 0.1),
+        row("keyword", "offline-corpora", "harmful-vs-benign", "any", "auprc", 0.5),
+        row("uniguard", "offline-corpora", "benign/chat-request", "any", "false_positive_rate", 0.2),
+        row("uniguard", "offline-corpora", "benign/email", "any", "false_positive_rate", 0.4),
+        row("keyword", "offline-corpora", "benign/chat-request", "any", "false_positive_rate", 0.1),
+        row("uniguard", "policy-following", "policy-bench/other policies", "jailbreak", "mean_cross_policy_fpr", 0.1),
+        row("uniguard", "policy-following", "policy-bench/other policies", "self_harm", "mean_cross_policy_fpr", 0.3),
+        row("jailbreak", "policy-following", "policy-bench/other policies", "jailbreak", "mean_cross_policy_fpr", 0.05),
+    ]
+
+
+def test_real_text_table_averages_registers_and_policies_and_bolds_the_better_side():
+    results = _results()
+    assert real_text_table(results) is None
+    results["results"] += _real_text_rows()
+    assert real_text_table(results).splitlines() == [
+        "| mean | UniGuard | TaskGuard | keyword |",
+        "|---|---|---|---|",
+        "| offline-corpora harmful vs benign, AUPRC | **0.900** | – | 0.500 |",
+        "| offline-corpora real benign requests, FPR (mean over registers) | 0.300 | – | **0.100** |",
+        "| policy-following cross-policy FPR (mean over policies) | 0.200 | **0.050** | – |",
+    ]
+
+
 def test_report_has_step_times_tables_skipped_suites_and_the_config(tmp_path):
     out = _run_folder(tmp_path)
     config = tmp_path / "run.yaml"
@@ -102,10 +132,13 @@ def test_report_has_step_times_tables_skipped_suites_and_the_config(tmp_path):
     assert "| mean of 2 policies | **0.700** | **0.700** | 0.400 |" in report
     assert "- public: skipped; offline" in report
     assert "![search](eval/search.png)" in report and "num_per_label: 4" in report
+    assert "## Real text and policy following" not in report
 
 
 def test_publish_copies_report_and_plots_and_fills_the_readme_block(tmp_path):
-    out = _run_folder(tmp_path)
+    results = _results()
+    results["results"] += _real_text_rows()
+    out = _run_folder(tmp_path, results)
     config = tmp_path / "run.yaml"
     config.write_text("policies: [jailbreak]\n")
     write_report(out, config, "test machine")
@@ -117,7 +150,8 @@ def test_publish_copies_report_and_plots_and_fills_the_readme_block(tmp_path):
     assert "![search](results/search.png)" in results_md and (tmp_path / "docs" / "results" / "search.png").exists()
     text = readme.read_text()
     assert "old table" not in text and text.startswith("# intro\n") and text.endswith("<!-- reproduce-results:end -->\nrest\n")
-    assert headline_table(_results()) in text and "run finished: 2026-11-28 01:02 UTC" in text
+    assert headline_table(results) in text and "run finished: 2026-11-28 01:02 UTC" in text
+    assert real_text_table(results) in text and real_text_table(results) in results_md
 
     readme.write_text("# no markers\n")
     with pytest.raises(GuardkitError, match="reproduce-results:start"):
