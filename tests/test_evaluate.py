@@ -320,6 +320,23 @@ def test_api_judge_against_an_openai_compatible_server(tmp_path, served_tiny_lm,
     assert all("named no verdict" in note for note in baseline.notes())
 
 
+def test_api_judge_says_why_the_server_refused_a_request(tmp_path):
+    import httpx
+    import openai
+
+    config = EvaluateConfig(output=str(tmp_path), suite=["policy-bench"], baseline=["api-judge"], api_base_url="http://127.0.0.1:9/v1", api_model="m")
+    baseline = build_baseline("api-judge", config)
+    reason = "The prompt has 581 tokens, but the model takes at most 512, prompt and answer (`--max-model-len`)."
+    response = httpx.Response(400, json={"detail": reason}, request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+
+    def refuse(**request):
+        raise openai.BadRequestError("Error code: 400", response=response, body={"detail": reason})
+
+    baseline.client.chat.completions.create = refuse
+    with pytest.raises(GuardkitError, match=r"answered 400: Error code: 400: The prompt has 581 tokens"):
+        baseline.score(get_policy("jailbreak"), ["a text"])
+
+
 def test_api_judge_without_an_endpoint_says_what_to_pass(tmp_path):
     with pytest.raises(GuardkitError, match="--api_base_url"):
         build_baseline("api-judge", EvaluateConfig(output=str(tmp_path), suite=["policy-bench"], baseline=["api-judge"]))

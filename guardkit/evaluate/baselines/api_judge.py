@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from guardkit.errors import GuardkitError
+from guardkit.errors import GuardkitError, server_refusal
 from guardkit.evaluate.baselines import register_baseline
 from guardkit.evaluate.scorers import Scorer, ScorerSpec
 from guardkit.llm_judge import DEFAULT_FEW_SHOT, build_judge_prompt, judge_examples
@@ -101,7 +101,7 @@ class APIJudgeBaseline(Scorer):
         except openai.APIConnectionError as error:
             raise APIJudgeError(f"api-judge: cannot reach {self.client.base_url} ({error}); is the server running?") from None
         except openai.APIStatusError as error:
-            raise APIJudgeError(f"api-judge: {self.client.base_url} answered {error.status_code}: {error.message}") from None
+            raise APIJudgeError(f"api-judge: {self.client.base_url} answered {error.status_code}: {server_refusal(error)}") from None
         choice = response.choices[0]
         content = choice.logprobs.content if choice.logprobs is not None else None
         score = None

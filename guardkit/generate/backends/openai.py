@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlparse
 
 from guardkit.assets import SHIPPED_MODELS, resolve_model
+from guardkit.errors import server_refusal
 from guardkit.generate.backends.base import BackendError, GeneratorBackend, register_backend
 from guardkit.generate.prompting import Prompt, Response
 
@@ -127,7 +128,7 @@ class OpenAIBackend(GeneratorBackend):
             except openai.APIStatusError as error:
                 if error.status_code not in RETRYABLE_STATUS:
                     raise BackendError(
-                        f"the endpoint refused a request with HTTP {error.status_code}: {self._scrub(str(error.message))[:300]}; "
+                        f"the endpoint refused a request with HTTP {error.status_code}: {self._scrub(server_refusal(error))[:300]}; "
                         "check --generator (for `transformers serve` it is the served folder path), --base-url and the API key"
                     ) from None
                 problem = error
