@@ -60,7 +60,8 @@ LONG_TEXT_MESSAGE = (
 )
 WINDOW_MESSAGE = (
     "This text is longer than the guard reads at once: it was scored with a sliding window over "
-    "overlapping pieces, and each score is the highest over the pieces."
+    "overlapping pieces, and each score is the highest over the pieces (lowered for their number when the "
+    "guard's window_aggregation is length_adjusted_max, so that length alone does not flag a text)."
 )
 
 
@@ -664,7 +665,8 @@ class DemoService:
         if windowed:
             message += (
                 f" {_count(len(windowed), 'text')} {'was' if len(windowed) == 1 else 'were'} longer than the guard reads at once "
-                "and scored with a sliding window (the score is the highest over overlapping pieces)."
+                "and scored with a sliding window (the score is the highest over overlapping pieces, or that "
+                "lowered for their number: the guard's window_aggregation)."
             )
         if len(rows) < len(texts):
             skipped = len(texts) - len(rows)

@@ -34,8 +34,17 @@ READABLE_FORMAT_VERSIONS = (1, 2)
 KINDS = ("task", "multitask", "uniguard", "judge")
 INPUT_FORMATS = ("text", "instruction_pair", "rule_pair", "multilabel", "judge_prompt")
 DEFAULT_INPUT_FORMAT = {"task": "text", "multitask": "instruction_pair", "uniguard": "instruction_pair", "judge": "judge_prompt"}
-# How a long text's windows make one score: the most unsafe window, or their mean.
-WINDOW_AGGREGATIONS = ("max", "mean")
+# How a long text's windows make one score: the most unsafe window, their mean, or the most unsafe
+# window's log-odds lowered by WINDOW_LENGTH_DISCOUNT * log(independent windows). Under max a benign
+# text of n windows has n chances to cross a threshold calibrated on short texts: the guards of the last
+# `make reproduce` flagged 74% of benign documents of ~30 windows and 21-29% of short requests
+# (benchmarks/bench_windows.py, test half; docs/benchmarks.md, "Long texts").
+WINDOW_AGGREGATIONS = ("max", "mean", "length_adjusted_max")
+# Chosen on that benchmark's dev half for the UniGuard (the smallest tried whose long-document FPR was
+# at most the short requests'); the TaskGuards run together would need 0.75.
+WINDOW_LENGTH_DISCOUNT = 0.5
+# What save_guard writes; folders without the field were written when max was the only aggregation.
+DEFAULT_WINDOW_AGGREGATION = "length_adjusted_max"
 # Where a one-pass (multilabel) guard keeps the pair guard it hands policies it never saw to.
 PAIR_FOLDER = "pair"
 # A pair guard needs room for the text beside its instruction; fewer tokens than this per window
@@ -213,7 +222,7 @@ def save_guard(
     recipe: Any = None,
     recipe_file: str = "training.yaml",
     input_format: str | None = None,
-    window_aggregation: str = "max",
+    window_aggregation: str = DEFAULT_WINDOW_AGGREGATION,
     pair_folder: str | None = None,
 ) -> Path:
     """Write a complete guard folder; the only writer of guard folders.
@@ -698,6 +707,20 @@ class Guard:
 
     def score_windows(self, windows: Windows, count: int, batch_size: int, progress: bool, label: str) -> np.ndarray:
         """P(unsafe) per text from its windows: (count,) or, for a multilabel guard, (count, policies)."""
+        window_scores = self.window_probabilities(windows, batch_size, progress, label)
+        return self.combine_windows(window_scores, windows, count, self.manifest.window_aggregation)
+
+    def combine_windows(self, window_scores: np.ndarray, windows: Windows, count: int, how: str, length_discount: float = WINDOW_LENGTH_DISCOUNT) -> np.ndarray:
+        """`score_windows` from window probabilities already computed, under any aggregation (for measuring them)."""
+        columns = window_scores.shape[1]
+        owners = np.asarray(windows.owners, dtype=np.int64)
+        scores = aggregate_windows(window_scores, owners, count * windows.groups, how, length_discount)
+        # Several instructions per text (rule pairs): the text is as unsafe as the instruction it matches most.
+        scores = scores.reshape(count, windows.groups, columns).max(axis=1)
+        return scores[:, 0] if self.manifest.input_format != "multilabel" else scores
+
+    def window_probabilities(self, windows: Windows, batch_size: int, progress: bool, label: str) -> np.ndarray:
+        """P(unsafe) of every window, (windows, 1) or, for a multilabel guard, (windows, policies)."""
         import torch
         from tqdm.auto import tqdm
 
@@ -723,19 +746,26 @@ class Guard:
                     batch["token_type_ids"][row, :size] = windows.token_type_ids[window]
                     batch["attention_mask"][row, :size] = 1
                 window_scores[members] = self._probabilities(self._logits({name: batch[name] for name in self._input_names})).reshape(len(members), columns)
-        owners = np.asarray(windows.owners, dtype=np.int64)
-        scores = aggregate_windows(window_scores, owners, count * windows.groups, self.manifest.window_aggregation)
-        # Several instructions per text (rule pairs): the text is as unsafe as the instruction it matches most.
-        scores = scores.reshape(count, windows.groups, columns).max(axis=1)
-        return scores[:, 0] if self.manifest.input_format != "multilabel" else scores
+        return window_scores
 
 
-def aggregate_windows(window_scores: np.ndarray, owners: np.ndarray, count: int, how: str) -> np.ndarray:
-    """Per owner, one score from its windows' scores (rows: windows; columns: policies)."""
-    if how == "max":
+def aggregate_windows(
+    window_scores: np.ndarray, owners: np.ndarray, count: int, how: str, length_discount: float = WINDOW_LENGTH_DISCOUNT
+) -> np.ndarray:
+    """Per owner, one score from its windows' scores (rows: windows; columns: policies).
+
+    length_discount: for "length_adjusted_max", the log-odds taken off the peak per unit of
+    log(independent windows); consecutive windows overlap by half, so n windows count as (n + 1) / 2.
+    """
+    if how in ("max", "length_adjusted_max"):
         scores = np.zeros((count, window_scores.shape[1]), dtype=np.float32)
         np.maximum.at(scores, owners, window_scores)
-        return scores
+        if how == "max":
+            return scores
+        independent = (np.bincount(owners, minlength=count).reshape(-1, 1) + 1) / 2
+        peak = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
+        log_odds = np.log(peak / (1 - peak)) - length_discount * np.log(np.maximum(independent, 1.0))
+        return (1 / (1 + np.exp(-log_odds))).astype(np.float32)
     if how == "mean":
         totals = np.zeros((count, window_scores.shape[1]), dtype=np.float64)
         np.add.at(totals, owners, window_scores)

@@ -56,7 +56,7 @@ from guardkit.evaluate.scorers import (
 )
 from guardkit.evaluate.suites import get_suites
 from guardkit.data.corpora import CORPORA, HARM_KINDS, ROOTS_ENV, jailbreak_templates, load_corpus_texts, long_benign_documents
-from guardkit.guard import MAX_TEXT_CHARS, save_guard
+from guardkit.guard import MAX_TEXT_CHARS, aggregate_windows, save_guard
 from guardkit.policies import get_policy, shipped_policies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
@@ -361,9 +361,9 @@ def test_guard_scorer_scores_texts_longer_than_a_guard_takes_by_their_parts(task
     assert len(long_text) > MAX_TEXT_CHARS
     scores = scorer.score(policy, [long_text, unsafe])
     parts = scorer.guard.score([first_part, long_text[MAX_TEXT_CHARS:]], policy="jailbreak")
-    # The guard's window aggregation (max here) over the parts, as a deployment splitting the text would get.
-    assert scorer.guard.manifest.window_aggregation == "max"
-    assert scores[0] == pytest.approx(float(np.max(parts)), abs=1e-6)
+    # The guard's window aggregation over the parts, as a deployment splitting the text would get.
+    joined = aggregate_windows(np.asarray(parts).reshape(-1, 1), np.array([0, 0]), 1, scorer.guard.manifest.window_aggregation)[0, 0]
+    assert scores[0] == pytest.approx(float(joined), abs=1e-6)
     assert scores[1] == pytest.approx(float(scorer.guard.score([unsafe], policy="jailbreak")[0]), abs=1e-6)
 
 

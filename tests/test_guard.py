@@ -13,7 +13,7 @@ from transformers import pipeline
 
 from guardkit import cli
 from guardkit.data.schema import ID2LABEL
-from guardkit.guard import FORMAT_VERSION, MANIFEST_FILE, MIN_TEXT_TOKENS, DatasetRef, Guard, GuardError, Verdict, read_manifest, save_guard
+from guardkit.guard import FORMAT_VERSION, MANIFEST_FILE, MIN_TEXT_TOKENS, WINDOW_LENGTH_DISCOUNT, DatasetRef, Guard, GuardError, Verdict, read_manifest, save_guard
 from guardkit.policies import Policy, get_policy
 
 CARD = ModelCard("---\nlicense: apache-2.0\n---\n\n# test guard\n")
@@ -157,8 +157,14 @@ def test_long_text_is_windowed_not_truncated(task_guard_dir):
     for ids, types, text in zip(windows.input_ids, windows.token_type_ids, texts):
         reference = guard.tokenizer(text)
         assert ids == reference["input_ids"] and types == reference["token_type_ids"]
-    # The score of a long text is the max over its windows.
-    assert guard.score(" ".join(words))[0] == pytest.approx(float(guard.score(texts).max()), abs=1e-5)
+    # The score of a long text is its most unsafe window's, its log-odds lowered for the number of
+    # (half-overlapping, so (n + 1) / 2 independent) windows it had to cross the threshold with.
+    assert guard.manifest.window_aggregation == "length_adjusted_max"
+    peak = float(guard.score(texts).max())
+    expected = 1 / (1 + np.exp(-(np.log(peak / (1 - peak)) - WINDOW_LENGTH_DISCOUNT * np.log((len(texts) + 1) / 2))))
+    assert guard.score(" ".join(words))[0] == pytest.approx(expected, abs=1e-5)
+    guard.manifest.window_aggregation = "max"
+    assert guard.score(" ".join(words))[0] == pytest.approx(peak, abs=1e-5)
 
 
 def test_pair_windows_repeat_the_instruction(pair_guard_dir):
@@ -346,3 +352,10 @@ def test_window_aggregation_mean_and_max(task_guard_dir, tmp_path):
     np.testing.assert_allclose(aggregate_windows(scores, owners, 2, "mean")[:, 0], [0.4, 0.4], atol=1e-6)
     with pytest.raises(GuardError, match="window_aggregation"):
         aggregate_windows(scores, owners, 2, "median")
+    # length_adjusted_max: a one-window text keeps its score; five windows (three independent, since they
+    # overlap by half) lose discount * log(3) of the peak's log-odds.
+    five = np.array([[0.2], [0.9], [0.3], [0.1], [0.4], [0.7]], dtype=np.float32)
+    adjusted = aggregate_windows(five, np.array([0, 0, 0, 0, 0, 1]), 2, "length_adjusted_max", length_discount=0.5)[:, 0]
+    log_odds = np.log(0.9 / 0.1) - 0.5 * np.log(3)
+    np.testing.assert_allclose(adjusted, [1 / (1 + np.exp(-log_odds)), 0.7], rtol=1e-5)
+    assert aggregate_windows(five, np.array([0, 0, 0, 0, 0, 1]), 2, "length_adjusted_max", length_discount=0.0)[0, 0] == pytest.approx(0.9)
