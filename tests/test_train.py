@@ -189,6 +189,10 @@ def test_task_guard_loads_with_pipeline_and_guard(task_guard):
 
 def test_sliding_window_catches_the_marker_beyond_the_model_limit(task_guard):
     guard = Guard.from_pretrained(task_guard)
+    # Whether some window reaches the marker, not how windows combine (tests/test_guard.py covers that):
+    # this tiny guard scores the marker alone at ~0.54, which length_adjusted_max's discount of six
+    # windows takes under its 0.5 threshold.
+    guard.manifest.window_aggregation = "max"
     rng = random.Random(3)
     filler = " ".join(rng.choice(FILLER) for _ in range(3 * 128))
     assert len(guard.tokenizer(filler)["input_ids"]) >= 3 * 128
