@@ -105,7 +105,7 @@ class LoadedGuard:
 
     @property
     def reads_instructions(self) -> bool:
-        return self.guard.manifest.input_format == "instruction_pair"
+        return self.guard.manifest.input_format in ("instruction_pair", "rule_pair", "policy_reader")
 
     @property
     def kind_name(self) -> str:

@@ -298,6 +298,11 @@ def export_guard(config: ExportConfig) -> None:
     manifest = read_manifest(source)
     if manifest.kind == "judge":
         raise ExportError(f"{source} is a JudgeGuard (a causal LM judge); only encoder guards are exported to ONNX")
+    if manifest.input_format == "policy_reader":
+        raise ExportError(
+            f"{source} is a policy-reader guard: it reads the encoder's sentence embeddings, which the exported model does not "
+            "give, so it runs on torch; export a TaskGuard or a UniGuard (its policy reader stays on torch inside it)"
+        )
     output = Path(config.output)
     if output.resolve() == source.resolve() or source.resolve() in output.resolve().parents:
         raise ExportError(f"--output {output} must lie outside the guard folder {source}; the export writes a new guard folder")
@@ -313,6 +318,8 @@ def export_guard(config: ExportConfig) -> None:
         manifest_file.unlink()
         exported = []
         for model_dir in model_folders(staging):
+            if model_dir != staging and (model_dir / MANIFEST_FILE).is_file() and read_manifest(model_dir).input_format == "policy_reader":
+                continue  # a UniGuard's policy reader runs on torch (Guard.from_pretrained)
             print(f"exporting {model_dir.relative_to(staging) if model_dir != staging else 'the guard model'} to ONNX ...", flush=True)
             path = export_model(model_dir, _tokenizer_folder(model_dir, staging), config.quantize, config.opset)
             exported.append(

@@ -24,15 +24,17 @@ import numpy as np
 from guardkit import __version__
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.errors import GuardkitError
+from guardkit.heads import final_linear
 from guardkit.onnx_runtime import OnnxSequenceClassifier, choose_backend
 from guardkit.policies import Policy, PolicyError, load_policies, load_policy_files, shipped_policies
+from guardkit.policy_reader import EVERYDAY_FILE, PolicyAnchors, PolicyReader, background_of, reader_features, unit_rows
 
 MANIFEST_FILE = "guardkit.json"
 FORMAT_VERSION = 2
 # Version 1 folders had one threshold for every policy; they read as version 2 with that threshold per policy.
 READABLE_FORMAT_VERSIONS = (1, 2)
 KINDS = ("task", "multitask", "uniguard", "judge")
-INPUT_FORMATS = ("text", "instruction_pair", "rule_pair", "multilabel", "judge_prompt")
+INPUT_FORMATS = ("text", "instruction_pair", "rule_pair", "policy_reader", "multilabel", "judge_prompt")
 DEFAULT_INPUT_FORMAT = {"task": "text", "multitask": "instruction_pair", "uniguard": "instruction_pair", "judge": "judge_prompt"}
 # How a long text's windows make one score: the most unsafe window, their mean, or the most unsafe
 # window's log-odds lowered by WINDOW_LENGTH_DISCOUNT * log(independent windows). Under max a benign
@@ -118,6 +120,8 @@ class GuardManifest:
     window_aggregation: str = "max"
     # A multilabel guard's pair guard for unseen policies: a guard folder inside this one, or None.
     pair_folder: str | None = None
+    # A policy_reader guard's reader (`guardkit.policy_reader.PolicyReader.to_dict()`), None for other formats.
+    reader: dict | None = None
     format_version: int = FORMAT_VERSION
     guardkit_version: str = __version__
 
@@ -138,6 +142,8 @@ class GuardManifest:
             raise GuardError(f"{source}: unknown window_aggregation '{self.window_aggregation}' (expected one of {', '.join(WINDOW_AGGREGATIONS)})")
         if self.pair_folder is not None and self.input_format != "multilabel":
             raise GuardError(f"{source}: only a multilabel guard has a pair_folder (this one reads {self.input_format})")
+        if (self.reader is not None) != (self.input_format == "policy_reader"):
+            raise GuardError(f"{source}: a policy_reader guard needs its reader, and only such a guard has one (this one reads {self.input_format})")
         for name, value in [("threshold", self.threshold), *((f"thresholds.{key}", value) for key, value in self.thresholds.items())]:
             if not 0.0 <= value <= 1.0:
                 raise GuardError(f"{source}: {name} must lie in [0, 1], got {value}")
@@ -161,6 +167,7 @@ class GuardManifest:
             "max_length": int(self.max_length),
             "base_model": self.base_model,
             "datasets": [dataclasses.asdict(ref) for ref in self.datasets],
+            **({"reader": dict(self.reader)} if self.reader is not None else {}),
         }
 
     @classmethod
@@ -183,6 +190,7 @@ class GuardManifest:
                 thresholds={str(key): float(value) for key, value in (raw.get("thresholds") or {}).items()},
                 window_aggregation=str(raw.get("window_aggregation", "max")),
                 pair_folder=raw.get("pair_folder"),
+                reader=dict(raw["reader"]) if raw.get("reader") is not None else None,
                 guardkit_version=str(raw.get("guardkit_version", "")),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -224,6 +232,8 @@ def save_guard(
     input_format: str | None = None,
     window_aggregation: str = DEFAULT_WINDOW_AGGREGATION,
     pair_folder: str | None = None,
+    reader: Mapping[str, Any] | None = None,
+    everyday: Sequence[str] = (),
 ) -> Path:
     """Write a complete guard folder; the only writer of guard folders.
 
@@ -237,7 +247,9 @@ def save_guard(
     ("training.yaml" or "merge.yaml"). input_format: defaults by kind (task: text; multitask and
     uniguard: instruction_pair; judge: judge_prompt); a multilabel model's labels become the policy ids.
     window_aggregation: how a long text's windows make one score. pair_folder: for a multilabel guard, the
-    guard folder inside this one (written before this call) that scores policies it never saw.
+    guard folder inside this one (written before this call) that scores policies it never saw. reader: for
+    input_format "policy_reader", the fitted `PolicyReader.to_dict()`, and everyday: the reference texts it
+    compares with (written to EVERYDAY_FILE).
     """
     import yaml
 
@@ -253,8 +265,11 @@ def save_guard(
         datasets=list(datasets),
         window_aggregation=window_aggregation,
         pair_folder=pair_folder,
+        reader=dict(reader) if reader is not None else None,
     )
     manifest.validate(str(output))
+    if manifest.input_format == "policy_reader" and not everyday:
+        raise GuardError("a policy_reader guard is saved with its everyday reference texts")
     if pair_folder is not None and not (output / pair_folder / MANIFEST_FILE).is_file():
         raise GuardError(f"{output / pair_folder} is not a guard folder; save the pair guard there first")
     if manifest.input_format == "multilabel":
@@ -279,6 +294,8 @@ def save_guard(
         values = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) else dict(recipe)
         (output / recipe_file).write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True), encoding="utf-8")
     card.save(output / "README.md")
+    if everyday:
+        (output / EVERYDAY_FILE).write_text(json.dumps(list(everyday), ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     (output / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
     return output
 
@@ -376,6 +393,19 @@ def _load_classifier_folder(folder: Path, manifest: GuardManifest, backend: str,
     return tokenizer, model
 
 
+def _read_everyday(folder: Path) -> list[str]:
+    path = folder / EVERYDAY_FILE
+    if not path.is_file():
+        raise GuardError(f"{folder} has no {EVERYDAY_FILE}, the everyday reference texts its policy reader compares with; copy the folder again or retrain it")
+    try:
+        texts = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GuardError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) and text.strip() for text in texts):
+        raise GuardError(f"{path}: expected a JSON list of non-empty texts")
+    return texts
+
+
 def _validate_texts(texts: str | Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
@@ -410,6 +440,8 @@ class Guard:
       instruction_pair  (policy instruction, text) pairs: any policy, read from its instruction
       rule_pair         (rule instruction, text) pairs, one per disallowed rule; a text is as unsafe as the
                         rule it breaks most (any policy, of any length, read a rule at a time)
+      policy_reader     the text's sentence embedding beside those of the policy's examples, rules and allowed
+                        items, read by `guardkit.policy_reader` (any policy, read from its YAML)
       multilabel        one pass scores every policy the guard knows: logit per policy, sigmoid = P(unsafe);
                         policies it never saw go to its pair guard (`pair_folder`), when it has one
       judge_prompt      a causal LM judge (JudgeGuard): `model` is a `guardkit.llm_judge.LLMJudge`
@@ -419,7 +451,13 @@ class Guard:
     """
 
     def __init__(
-        self, model, tokenizer, manifest: GuardManifest, policies: Mapping[str, Policy] | None = None, pair: "Guard | None" = None
+        self,
+        model,
+        tokenizer,
+        manifest: GuardManifest,
+        policies: Mapping[str, Policy] | None = None,
+        pair: "Guard | None" = None,
+        everyday: Sequence[str] = (),
     ):
         manifest.validate("guard")
         self.manifest = manifest
@@ -449,6 +487,20 @@ class Guard:
         self.max_length = min(manifest.max_length, self.length_limit)
         self._input_names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in tokenizer.model_input_names]
         self._layout = SpecialTokenLayout(tokenizer)
+        self.reader = None
+        if manifest.input_format == "policy_reader":
+            if self.device is None:
+                raise GuardError("a policy_reader guard reads the encoder's sentence embeddings, which its ONNX export does not give; load it with backend='torch'")
+            try:
+                self.reader = PolicyReader.from_dict(manifest.reader, "guardkit.json reader")
+            except (KeyError, TypeError, ValueError) as error:
+                raise GuardError(str(error)) from None
+            if not everyday:
+                raise GuardError(f"a policy_reader guard needs its everyday reference texts ({EVERYDAY_FILE} in its folder)")
+            self.everyday = list(everyday)
+            self._everyday_vectors: np.ndarray | None = None
+            self._last_read: tuple[int, Windows, np.ndarray] | None = None
+            self._anchors: dict[str, PolicyAnchors] = {}
 
     @classmethod
     def from_pretrained(
@@ -458,6 +510,8 @@ class Guard:
 
         backend: "torch", "onnx" (the model `guardkit export` wrote, run by ONNX Runtime on the CPU), or
         "auto": ONNX when the folder has it, onnxruntime is installed and the device is the CPU, else torch.
+        A policy_reader guard reads the encoder's sentence embeddings, which an ONNX export does not give: it
+        runs on torch whatever the backend (`guardkit export` leaves it so inside a UniGuard).
         """
         import torch
 
@@ -482,9 +536,11 @@ class Guard:
             guard = cls(LLMJudge(str(folder), few_shot=0, device=device), None, manifest, policies)
             guard.folder = folder
             return guard
+        if manifest.input_format == "policy_reader":
+            backend = "torch"
         tokenizer, model = _load_classifier_folder(folder, manifest, backend, device)
         pair = cls.from_pretrained(folder / manifest.pair_folder, device=device, backend=backend) if manifest.pair_folder else None
-        guard = cls(model, tokenizer, manifest, policies, pair)
+        guard = cls(model, tokenizer, manifest, policies, pair, _read_everyday(folder) if manifest.input_format == "policy_reader" else ())
         guard.folder = folder
         return guard
 
@@ -555,7 +611,7 @@ class Guard:
                 )
             return _Resolved(policy_id, None, given, False, delegate=True)
         resolved_policy = given or (self.policies.get(policy_id) if known else None) or self._policy_from_library(policy_id)
-        if input_format == "judge_prompt":
+        if input_format in ("judge_prompt", "policy_reader"):
             return _Resolved(policy_id, None, resolved_policy, known)
         if input_format == "rule_pair":
             return _Resolved(policy_id, resolved_policy.rule_instructions(), resolved_policy, known)
@@ -588,6 +644,8 @@ class Guard:
             return self.model.score(resolved.policy, texts, progress=progress)
         if self.manifest.input_format == "multilabel":
             return self.score_all(texts, batch_size, progress)[resolved.policy_id]
+        if self.reader is not None:
+            return self._read_policy(texts, resolved, batch_size, progress)
         windows = self.encode_pairs(texts, resolved.instructions)
         return self.score_windows(windows, len(texts), batch_size, progress=progress, label=resolved.policy_id)
 
@@ -719,16 +777,14 @@ class Guard:
         scores = scores.reshape(count, windows.groups, columns).max(axis=1)
         return scores[:, 0] if self.manifest.input_format != "multilabel" else scores
 
-    def window_probabilities(self, windows: Windows, batch_size: int, progress: bool, label: str) -> np.ndarray:
-        """P(unsafe) of every window, (windows, 1) or, for a multilabel guard, (windows, policies)."""
+    def _window_batches(self, windows: Windows, batch_size: int, progress: bool, label: str):
+        """(window indices, padded model inputs) per batch, longest windows first, under inference mode."""
         import torch
         from tqdm.auto import tqdm
 
         lengths = np.fromiter((len(ids) for ids in windows.input_ids), dtype=np.int64, count=len(windows.input_ids))
         # Length bucketing: neighbours in this order have similar lengths, so batches carry little padding.
         order = np.argsort(-lengths, kind="stable")
-        columns = len(self.manifest.policies) if self.manifest.input_format == "multilabel" else 1
-        window_scores = np.empty((len(lengths), columns), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id
         batches = range(0, len(order), batch_size)
         with torch.inference_mode():
@@ -745,8 +801,63 @@ class Guard:
                     batch["input_ids"][row, :size] = windows.input_ids[window]
                     batch["token_type_ids"][row, :size] = windows.token_type_ids[window]
                     batch["attention_mask"][row, :size] = 1
-                window_scores[members] = self._probabilities(self._logits({name: batch[name] for name in self._input_names})).reshape(len(members), columns)
+                yield members, {name: batch[name] for name in self._input_names}
+
+    def window_probabilities(self, windows: Windows, batch_size: int, progress: bool, label: str) -> np.ndarray:
+        """P(unsafe) of every window, (windows, 1) or, for a multilabel guard, (windows, policies)."""
+        columns = len(self.manifest.policies) if self.manifest.input_format == "multilabel" else 1
+        window_scores = np.empty((len(windows.input_ids), columns), dtype=np.float32)
+        for members, batch in self._window_batches(windows, batch_size, progress, label):
+            window_scores[members] = self._probabilities(self._logits(batch)).reshape(len(members), columns)
         return window_scores
+
+    def window_embeddings(self, windows: Windows, batch_size: int, progress: bool, label: str) -> np.ndarray:
+        """The unit sentence embedding of every window: what the model's final linear layer reads (torch only)."""
+        captured: list[np.ndarray] = []
+        hook = final_linear(self.model).register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].detach().float().cpu().numpy()))
+        embeddings = None
+        try:
+            for members, batch in self._window_batches(windows, batch_size, progress, label):
+                self._logits(batch)
+                values = captured.pop()
+                if embeddings is None:
+                    embeddings = np.empty((len(windows.input_ids), values.shape[1]), dtype=np.float32)
+                embeddings[members] = values
+        finally:
+            hook.remove()
+        return unit_rows(embeddings) if embeddings is not None else np.zeros((0, 1), dtype=np.float32)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Unit sentence embeddings of whole texts (a long text: the mean of its windows'), as the policy reader compares them."""
+        texts = list(texts)
+        windows = self.encode_windows(texts, None)
+        vectors = self.window_embeddings(windows, batch_size, False, "embedding")
+        sums = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        np.add.at(sums, np.asarray(windows.owners, dtype=np.int64), vectors)
+        return unit_rows(sums)
+
+    def policy_anchors(self, policy: Policy, batch_size: int = 32) -> PolicyAnchors:
+        """The embedded parts of `policy`, computed once per policy text."""
+        key = policy.model_dump_json()
+        if key not in self._anchors:
+            self._anchors[key] = PolicyAnchors.embed(policy, lambda texts: self.embed(texts, batch_size))
+        return self._anchors[key]
+
+    def _read_policy(self, texts: list[str], resolved: _Resolved, batch_size: int, progress: bool) -> np.ndarray:
+        """P(unsafe) under `resolved.policy` from the policy reader, window by window, combined as for any guard."""
+        reference = {policy_id: self.policy_anchors(self.policies[policy_id], batch_size) for policy_id in self.manifest.policies if policy_id in self.policies}
+        anchors = self.policy_anchors(resolved.policy, batch_size)
+        if self._everyday_vectors is None:
+            self._everyday_vectors = self.embed(self.everyday, batch_size)
+        # The same texts read under several policies (a check against many, an evaluation) are embedded once.
+        key = hash(tuple(texts))
+        if self._last_read is None or self._last_read[0] != key:
+            windows = self.encode_windows(texts, None)
+            self._last_read = (key, windows, self.window_embeddings(windows, batch_size, progress, resolved.policy_id))
+        _, windows, embeddings = self._last_read
+        features = reader_features(embeddings, anchors, background_of(reference, resolved.policy_id), self._everyday_vectors)
+        window_scores = self.reader.probabilities(features)
+        return self.combine_windows(window_scores[:, None], windows, len(texts), self.manifest.window_aggregation)
 
 
 def aggregate_windows(

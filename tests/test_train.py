@@ -276,7 +276,7 @@ def test_multitask_errors(tmp_path, tiny_bert_dir, pair_model_dir):
         train_multitask_guard(
             MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "c"), base_model=str(tiny_bert_dir), max_length=128, pair_input="instruction")
         )
-    with pytest.raises(TrainingError, match="--pair_input must be one of rule, instruction"):
+    with pytest.raises(TrainingError, match="--pair_input must be one of reader, rule, instruction"):
         train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "d"), pair_input="sentences"))
 
 
@@ -285,7 +285,10 @@ def test_rule_pair_multitask_guard_reads_policies_a_rule_at_a_time(tmp_path, tin
     dataset = write_dataset(tmp_path / "data", policies, {"train": 192, "validation": 48, "test": 48}, max_words=30)
     output = tmp_path / "guard"
     train_multitask_guard(
-        MultiTaskGuardConfig(dataset=str(dataset), output=str(output), base_model=str(tiny_bert_dir), epochs=4, learning_rate=3e-3, batch_size=16, max_length=128)
+        MultiTaskGuardConfig(
+            dataset=str(dataset), output=str(output), base_model=str(tiny_bert_dir), pair_input="rule", epochs=4, learning_rate=3e-3, batch_size=16,
+            max_length=128, calibration="validation",
+        )
     )
     manifest = json.loads((output / MANIFEST_FILE).read_text())
     assert manifest["input_format"] == "rule_pair" and set(manifest["thresholds"]) == set(policies)

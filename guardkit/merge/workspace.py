@@ -35,7 +35,7 @@ from guardkit.stable_random import stable_fraction
 from guardkit.train.calibration import ThresholdMetrics
 from guardkit.train.common import dataset_ref
 
-PAIR_FORMATS = ("rule_pair", "instruction_pair")
+PAIR_FORMATS = ("policy_reader", "rule_pair", "instruction_pair")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ INPUT_TEXT = {
     "text": "the text alone",
     "instruction_pair": "the pair (policy instruction, text)",
     "rule_pair": "the pair (policy name and one disallowed rule, text), once per rule; a text is as unsafe as the rule it breaks most",
+    "policy_reader": "the text's sentence embedding, read against the embeddings of the policy's examples, rules and allowed items by a policy reader (guardkit.json `reader`)",
     "multilabel": "the text alone; one logit per policy (sigmoid = P(unsafe)), all policies in one pass",
     "judge_prompt": "the judge prompt (policy and text), answered by the next token",
 }

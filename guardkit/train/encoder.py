@@ -22,6 +22,7 @@ from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
 from guardkit.heads import fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
+from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
 from guardkit.train.calibration import Calibration, calibrate_threshold, fixed_calibration, score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
@@ -33,7 +34,8 @@ class EncoderGuardSpec:
     """What differs between the encoder guard kinds.
 
     input_format: "text" (rows' text alone), "instruction_pair" (the row's policy instruction beside the
-    text) or "rule_pair" (the training rows carry their own `instruction` column: rule instructions).
+    text), "rule_pair" (the training rows carry their own `instruction` column: rule instructions) or
+    "policy_reader" (the frozen encoder's embeddings read against each policy's parts, `guardkit.policy_reader`).
     train / validation rows name their policy; validation and test are scored per policy through Guard.
     """
 
@@ -43,6 +45,7 @@ class EncoderGuardSpec:
     dataset_config: str  # the dataset config the rows came from
     holdout_policies: Sequence[str] = ()
     training_notes: tuple[str, ...] = ()  # extra lines for the card (what the pairs were made of)
+    everyday: tuple[str, ...] = ()  # policy_reader: the everyday reference texts the guard keeps
 
     @property
     def reads_pairs(self) -> bool:
@@ -189,6 +192,33 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
     return accuracy
 
 
+def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, policies: dict[str, Policy], batch_size: int) -> tuple[PolicyReader, float]:
+    """Fit the policy reader on the frozen encoder's embeddings of `rows` (a `weight` column, when present, weighs
+    them), each read under its own policy against the other trained policies' unsafe examples and the everyday
+    texts; returns it and its training accuracy. The classifier head is zeroed: the reader makes the scores."""
+
+    def embed(texts: list[str]):
+        return unit_rows(head_features(model, tokenizer, texts, config.max_length, batch_size))
+
+    reference = {policy.id: PolicyAnchors.embed(policy, embed) for policy in spec.policies}
+    everyday = embed(list(spec.everyday))
+    embeddings = unit_rows(head_features(model, tokenizer, rows["text"], config.max_length, batch_size, progress=True))
+    policy_column = np.asarray(rows["policy"])
+    features = np.zeros((len(rows), 0), dtype=np.float32)
+    for policy_id in dict.fromkeys(policy_column.tolist()):
+        members = np.flatnonzero(policy_column == policy_id)
+        anchors = reference.get(policy_id) or PolicyAnchors.embed(policies[policy_id], embed)
+        block = reader_features(embeddings[members], anchors, background_of(reference, policy_id), everyday)
+        if features.shape[1] == 0:
+            features = np.zeros((len(rows), block.shape[1]), dtype=np.float32)
+        features[members] = block
+    weights = np.asarray(rows["weight"], dtype=np.float64) if "weight" in rows.column_names else None
+    reader, accuracy = fit_policy_reader(features, rows["label"], config.head_c, weights)
+    hidden = head_features(model, tokenizer, rows["text"][:1], config.max_length, batch_size).shape[1]
+    set_binary_head(model, np.zeros(hidden, dtype=np.float32), 0.0)
+    return reader, accuracy
+
+
 def calibrate_per_policy(
     labels: np.ndarray, scores: np.ndarray, policy_column: np.ndarray, choose: Callable[[np.ndarray, np.ndarray], Calibration]
 ) -> tuple[Calibration, dict[str, Calibration]]:
@@ -236,19 +266,23 @@ def train_encoder_guard(
     model, tokenizer, pooling = _load_base(config)
     _check_lengths(config, spec, model, tokenizer)
     class_weights = _class_weights(training_rows["train"]["label"]) if config.class_weighting else [1.0] * len(ID2LABEL)
-    train_set = _tokenize(training_rows["train"], tokenizer, config, spec, all_policies)
-    validation_set = _tokenize(training_rows["validation"], tokenizer, config, spec, all_policies)
     eval_batch = config.batch_size * 2
-    head_accuracy = None
-    if config.head_init == "prototype":
+    choose_threshold = threshold_rule(config)  # a wrong --calibration fails before training
+    fine_tune = config.epochs > 0 or config.max_steps > 0
+    head_accuracy, reader = None, None
+    if spec.input_format == "policy_reader":
+        if fine_tune:
+            raise TrainingError("the policy reader reads the base encoder's sentence embeddings as they are; train it with --epochs 0")
+        reader, head_accuracy = fit_reader(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
+    elif config.head_init == "prototype":
         head_accuracy = fit_prototype_head(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
     elif config.head_init != "random":
         raise TrainingError(f"--head_init must be prototype or random, got '{config.head_init}'")
-    choose_threshold = threshold_rule(config)  # a wrong --calibration fails before training
-    fine_tune = config.epochs > 0 or config.max_steps > 0
     steps = 0
     train_metrics: dict[str, float] = {}
     if fine_tune:
+        train_set = _tokenize(training_rows["train"], tokenizer, config, spec, all_policies)
+        validation_set = _tokenize(training_rows["validation"], tokenizer, config, spec, all_policies)
         checkpoints, resume_from = checkpoint_dir(config)
         strategy = "steps" if config.eval_steps else "epoch"
         arguments = TrainingArguments(
@@ -303,8 +337,9 @@ def train_encoder_guard(
         max_length=config.max_length,
         base_model=hub_id_of(config.base_model),
         datasets=list(datasets),
+        reader=reader.to_dict() if reader else None,
     )
-    guard = Guard(model, tokenizer, manifest, {policy.id: policy for policy in spec.policies})
+    guard = Guard(model, tokenizer, manifest, {policy.id: policy for policy in spec.policies}, everyday=spec.everyday)
     validation = splits["validation"]
     validation_scores = _score(guard, validation, spec, all_policies, eval_batch)
     calibration, per_policy = calibrate_per_policy(
@@ -319,7 +354,7 @@ def train_encoder_guard(
         "runtime_s": train_metrics.get("train_runtime"),
         "examples_per_second": train_metrics.get("train_samples_per_second"),
         "pooling": pooling,
-        "head_init": config.head_init,
+        "head_init": "policy_reader" if reader else config.head_init,
         "prototype_head_training_accuracy": head_accuracy,
     }
     card = render_guard_card(
@@ -353,6 +388,8 @@ def train_encoder_guard(
         card=card,
         recipe=config,
         input_format=spec.input_format,
+        reader=manifest.reader,
+        everyday=spec.everyday,
     )
     write_eval_results(
         output,
@@ -399,7 +436,13 @@ def _training_lines(config: EncoderTrainingConfig, training: dict, class_weights
     precision = next((name for name, used in precision_flags(config.precision).items() if used), "fp32")
     reads = "the mean of the token states (a frozen mean-pooling layer before the head)" if training["pooling"] == "mean" else "the [CLS] token"
     lines = [f"The head reads {reads}."]
-    if training["head_init"] == "prototype":
+    if training["head_init"] == "policy_reader":
+        lines.append(
+            f"A policy reader (logistic regression, C={config.head_c:g}, over {len(FEATURES)} similarities of the text's "
+            "sentence embedding to the policy's examples, rules and allowed items, to other policies' unsafe examples and to everyday texts) "
+            f"makes the scores (training accuracy {training['prototype_head_training_accuracy']:.3f}); the classifier head is zero."
+        )
+    elif training["head_init"] == "prototype":
         lines.append(
             f"The head started as a logistic regression (C={config.head_c:g}) fitted on the frozen encoder's features "
             f"(training accuracy {training['prototype_head_training_accuracy']:.3f})."

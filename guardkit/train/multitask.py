@@ -1,4 +1,4 @@
-"""`guardkit train multitask`: a MultiTaskGuard, all policies, input = (policy rule or instruction, text)."""
+"""`guardkit train multitask`: a MultiTaskGuard, all policies: a policy reader, or a pair model of (rule or instruction, text)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from guardkit.data.io import load_guard_dataset
 from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
+from guardkit.train.reader_data import reader_training_rows
 from guardkit.train.rule_pairs import build_rule_pairs
 
-PAIR_INPUTS = {"rule": "rule_pair", "instruction": "instruction_pair"}
+PAIR_INPUTS = {"reader": "policy_reader", "rule": "rule_pair", "instruction": "instruction_pair"}
 
 
 def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
@@ -33,10 +34,22 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
             for name, split in splits.items()
         }
     )
-    if config.policy_examples:
+    # The policy reader compares texts with the policies' own examples: trained on them too, it would learn
+    # that a text identical to an example is what an unsafe text looks like.
+    if config.policy_examples and config.pair_input != "reader":
         splits = with_policy_examples(splits, [policies[policy_id] for policy_id in trained])
-    training_rows, notes = None, ()
-    if config.pair_input == "rule":
+    training_rows, notes, everyday = None, (), ()
+    if config.pair_input == "reader":
+        default_train = load_guard_dataset(config.dataset, "default", revision=config.dataset_revision)[0]["train"]
+        default_train = default_train.filter(lambda policy: policy in kept, input_columns="policy", desc="default: trained policies")
+        rows, everyday = reader_training_rows(splits["train"], default_train, config.everyday_texts, config.everyday_share, config.seed)
+        training_rows = DatasetDict({"train": rows, "validation": splits["validation"]})
+        notes = (
+            f"The policy reader was fitted on {len(rows)} rows ({sum(weight == 1.0 for weight in rows['weight'])} multitask rows, the rest "
+            f"everyday background rows weighing {config.everyday_share:g} of them) of {len(trained)} policies; it keeps {len(everyday)} "
+            "everyday corpus texts as its reference of ordinary traffic.",
+        )
+    elif config.pair_input == "rule":
         built = {
             name: build_rule_pairs(splits[name], policies, config.negatives_per_rule_pair, config.rule_paraphrases and name == "train", config.seed)
             for name in ("train", "validation")
@@ -55,5 +68,6 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
         dataset_config="multitask",
         holdout_policies=holdout,
         training_notes=notes,
+        everyday=everyday,
     )
     train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)], training_rows=training_rows)
