@@ -179,6 +179,23 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     assert guard.score([unsafe], unseen)[0] == pytest.approx(pair.score([unsafe], unseen)[0], abs=1e-6)
 
 
+def test_sources_sharing_one_encoder_skip_the_search(toy_dataset, tiny_bert_dir, tmp_path):
+    # Head-only guards (TaskGuards and a policy reader at --epochs 0) keep the base encoder: a merge cannot change it.
+    sources = []
+    for policy_id in POLICIES:
+        folder = tmp_path / f"{policy_id}-taskguard"
+        model, tokenizer = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir), AutoTokenizer.from_pretrained(tiny_bert_dir)
+        _save(folder, model, tokenizer, "task", POLICIES[policy_id], str(tiny_bert_dir))
+        sources.append(str(folder))
+    output = tmp_path / "uniguard"
+    assert run_merge(MergeConfig(output=str(output), models=sources, dataset=str(toy_dataset), trials=6, compare_split="")) == 0
+    recipe = MergeRecipe.load(output / "merge.yaml")
+    assert recipe.search.best_trial is None and recipe.search.trials == 0 and recipe.search.fell_back_to in sources
+    assert not (output / "search.csv").exists()
+    assert "no search ran" in (output / "README.md").read_text()
+    assert set(Guard.from_pretrained(output).policy_ids) == set(POLICIES)
+
+
 def test_recipe_replay_reproduces_a_stochastic_block_merge_bit_for_bit(toy_sources, toy_dataset, tmp_path):
     searched, replayed = tmp_path / "searched", tmp_path / "replayed"
     config = MergeConfig(

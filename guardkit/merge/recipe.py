@@ -52,7 +52,7 @@ class SearchRecord(BaseModel):
 
     objective: str
     value: float
-    best_trial: int
+    best_trial: int | None = Field(default=None, description="None when no search ran (the sources share one encoder)")
     trials: int
     sampler: str
     fpr_penalty: float

@@ -25,7 +25,9 @@ def _merge_lines(recipe: MergeRecipe, head_accuracy: dict[str, float]) -> list[s
     method = get_method(recipe.merge_method)
     search = recipe.search
     lines = []
-    if search is not None and search.fell_back_to:
+    if search is not None and search.fell_back_to and search.best_trial is None:
+        lines.append("Every source has the same encoder, so no merge could differ from it: the UniGuard keeps it (no search ran).")
+    elif search is not None and search.fell_back_to:
         lines.append(
             f"No merge beat the best source alone on validation ({search.objective} {search.value:.4f} for `{search.fell_back_to}`, "
             f"best of {search.trials} merge trials lower): the UniGuard keeps that source's encoder."

@@ -56,7 +56,10 @@ def run_merge(config: MergeConfig) -> int:
     output = Path(config.output)
     uniguard = save_uniguard(workspace, recipe, output, license=config.license, repo_id=config.repo_id, batch_size=config.batch_size)
     fallback = recipe.search.fell_back_to if recipe.search else None
-    note = f"; no merge beat {fallback} on validation, so the UniGuard keeps its encoder" if fallback else ""
+    if fallback and recipe.search.best_trial is None:
+        note = "; its sources share one encoder, which it keeps"
+    else:
+        note = f"; no merge beat {fallback} on validation, so the UniGuard keeps its encoder" if fallback else ""
     print(f"UniGuard written to {output} ({len(uniguard.policy_ids)} policies in one pass{note})", file=sys.stderr)
     if config.compare_split:
         if config.compare_split not in workspace.splits:
@@ -177,6 +180,10 @@ def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_tracebacks)
     study = _open_study(config, setup)
     source_values = _source_values(workspace, validation, config, study)
+    if len({encoder_fingerprint(source.encoder) for source in workspace.sources}) == 1:
+        # TaskGuards and a policy reader trained with --epochs 0 all keep the base encoder: any merge of them is it.
+        print("merge: every source has the same encoder, so every merge of them is that encoder; the search is skipped", file=sys.stderr)
+        return _recipe_from_trial(workspace, plan, method, config, None, study, validation, source_values)
 
     def objective(trial: optuna.Trial) -> float:
         weights = {
@@ -235,15 +242,15 @@ def _recipe_from_trial(
     plan: MergePlan,
     method: MergeMethod,
     config: MergeConfig,
-    trial: optuna.trial.FrozenTrial,
+    trial: optuna.trial.FrozenTrial | None,
     study: optuna.Study,
     validation: EncodedSplit,
     source_values: dict[str, float],
 ) -> MergeRecipe:
-    """The recipe of the best trial, or, when a source alone scored at least as well, of that source kept as it is
-    (a linear merge weighting it 1 and the others 0)."""
+    """The recipe of the best trial, or, when a source alone scored at least as well (or there was no trial), of that
+    source kept as it is (a linear merge weighting it 1 and the others 0)."""
     best_source = max(source_values, key=source_values.get)
-    fell_back = source_values[best_source] >= trial.value
+    fell_back = trial is None or source_values[best_source] >= trial.value
     if fell_back:
         method, options, parameters = get_method("linear"), {"normalize": True}, {}
         weights = {source.name: {group: float(source.name == best_source) for group in plan.groups.names} for source in workspace.sources}
@@ -271,7 +278,7 @@ def _recipe_from_trial(
         search=SearchRecord(
             objective=config.objective,
             value=float(source_values[best_source] if fell_back else trial.value),
-            best_trial=trial.number,
+            best_trial=trial.number if trial is not None else None,
             trials=len(finished),
             sampler=config.sampler,
             fpr_penalty=config.fpr_penalty,
