@@ -499,7 +499,7 @@ class Guard:
                 raise GuardError(f"a policy_reader guard needs its everyday reference texts ({EVERYDAY_FILE} in its folder)")
             self.everyday = list(everyday)
             self._everyday_vectors: np.ndarray | None = None
-            self._last_read: tuple[int, Windows, np.ndarray] | None = None
+            self._last_read: tuple[tuple[str, ...], Windows, np.ndarray] | None = None
             self._anchors: dict[str, PolicyAnchors] = {}
 
     @classmethod
@@ -850,10 +850,9 @@ class Guard:
         if self._everyday_vectors is None:
             self._everyday_vectors = self.embed(self.everyday, batch_size)
         # The same texts read under several policies (a check against many, an evaluation) are embedded once.
-        key = hash(tuple(texts))
-        if self._last_read is None or self._last_read[0] != key:
+        if self._last_read is None or self._last_read[0] != tuple(texts):
             windows = self.encode_windows(texts, None)
-            self._last_read = (key, windows, self.window_embeddings(windows, batch_size, progress, resolved.policy_id))
+            self._last_read = (tuple(texts), windows, self.window_embeddings(windows, batch_size, progress, resolved.policy_id))
         _, windows, embeddings = self._last_read
         features = reader_features(embeddings, anchors, background_of(reference, resolved.policy_id), self._everyday_vectors)
         window_scores = self.reader.probabilities(features)

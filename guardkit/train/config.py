@@ -115,8 +115,8 @@ class MultiTaskGuardConfig(EncoderTrainingConfig):
         metadata={"help": "policy ids, comma-separated, left out of training and validation; the test split reports their zero-shot scores"},
     )
     # Measured with the data of `make reproduce` (docs/benchmarks.md, "Policy reader"): against the rule-pair model
-    # the reader lowered the cross-policy FPR from 0.82 to 0.33 and the off-scope FPR on unseen policies from 0.76 to
-    # 0.21, and it trains and scores in minutes where the pairs took most of the 60-minute chain.
+    # the reader lowered the cross-policy FPR from 0.82 to 0.42 and the off-scope FPR on unseen policies from 0.76 to
+    # 0.18, and it trains and scores in minutes where the pairs took most of the 60-minute chain.
     epochs: float = field(default=0.0, metadata={"help": "passes over the training pairs (rule and instruction input; the reader takes 0)"})
     pair_input: str = field(
         default="reader",

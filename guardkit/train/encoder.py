@@ -20,7 +20,7 @@ from datasets import Dataset, DatasetDict
 from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
-from guardkit.heads import fit_logistic, head_features, set_binary_head
+from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
 from guardkit.train.calibration import Calibration, calibrate_threshold, fixed_calibration, score_summary, threshold_metrics
@@ -214,8 +214,7 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
         features[members] = block
     weights = np.asarray(rows["weight"], dtype=np.float64) if "weight" in rows.column_names else None
     reader, accuracy = fit_policy_reader(features, rows["label"], config.head_c, weights)
-    hidden = head_features(model, tokenizer, rows["text"][:1], config.max_length, batch_size).shape[1]
-    set_binary_head(model, np.zeros(hidden, dtype=np.float32), 0.0)
+    set_binary_head(model, np.zeros(final_linear(model).in_features, dtype=np.float32), 0.0)
     return reader, accuracy
 
 
