@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from datasets import Dataset
 from huggingface_hub import ModelCard
+from tiny_models import write_dataset_folder
 
-from guardkit.data.io import split_file
-from guardkit.data.schema import rows_to_dataset
 from guardkit.export import ExportConfig, ExportError, export_guard
 from guardkit.guard import MANIFEST_FILE, Guard, GuardError, GuardManifest
 from guardkit.policies import get_policy
@@ -118,6 +117,7 @@ def write_reader_dataset(folder):
     examples and hard negatives or like the other policy's unsafe examples (out of its scope); everyday
     background rows in config default only."""
     everyday = [f"Can you suggest a {dish} recipe for {count} people?" for dish in ("pasta", "curry", "salad", "soup") for count in (2, 4, 6, 8)]
+    splits = {}
     for split, per_label in (("train", 30), ("validation", 10), ("test", 10)):
         rows = []
         for policy_id in POLICIES:
@@ -127,14 +127,9 @@ def write_reader_dataset(folder):
             safe = _variants([*policy.examples.safe, *policy.hard_negatives], per_label // 2) + _variants(other.examples.unsafe, per_label // 2)
             rows += [{"text": text, "label": 0, "policy": policy_id, "source": "generated"} for text in safe]
         background = [{"text": text, "label": 0, "policy": policy_id, "source": "corpus:chat"} for policy_id in POLICIES for text in everyday]
-        for config, config_rows in (("default", rows + (background if split == "train" else [])), ("multitask", rows)):
-            path = split_file(folder, split, config)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows_to_dataset(config_rows).to_parquet(str(path))
-    (folder / "policies").mkdir(exist_ok=True)
-    for policy_id in POLICIES:
-        (folder / "policies" / f"{policy_id}.yaml").write_text(get_policy(policy_id).to_yaml())
-    return folder
+        splits[("default", split)] = rows + (background if split == "train" else [])
+        splits[("multitask", split)] = rows
+    return write_dataset_folder(folder, splits, POLICIES)
 
 
 @pytest.fixture(scope="module")

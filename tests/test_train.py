@@ -11,13 +11,11 @@ import pytest
 import torch
 import yaml
 from huggingface_hub import ModelCard
-from tiny_models import tiny_bert
+from tiny_models import tiny_bert, write_dataset_folder
 from transformers import AutoModelForCausalLM, pipeline
 
 from guardkit import cli
 from guardkit.config import parse_config
-from guardkit.data.io import split_file
-from guardkit.data.schema import rows_to_dataset
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
 from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics
@@ -51,24 +49,20 @@ def marker_text(rng: random.Random, unsafe: bool, words: int) -> str:
 def write_dataset(folder, policy_ids, sizes, max_words, seed=0):
     """A dataset folder in the documented layout: unsafe = the text contains MARKER, for every policy."""
     rng = random.Random(seed)
-    for config in ("default", "multitask"):
-        for split, size in sizes.items():
-            rows = [
-                {
-                    "text": marker_text(rng, index % 2 == 1, rng.randint(3, max_words)),
-                    "label": index % 2,
-                    "policy": policy_ids[(index // 2) % len(policy_ids)],
-                    "source": "test",
-                }
-                for index in range(size)
-            ]
-            path = split_file(folder, split, config)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows_to_dataset(rows).to_parquet(str(path))
-    (folder / "policies").mkdir(exist_ok=True)
-    for policy_id in policy_ids:
-        (folder / "policies" / f"{policy_id}.yaml").write_text(get_policy(policy_id).to_yaml())
-    return folder
+    rows = {
+        (config, split): [
+            {
+                "text": marker_text(rng, index % 2 == 1, rng.randint(3, max_words)),
+                "label": index % 2,
+                "policy": policy_ids[(index // 2) % len(policy_ids)],
+                "source": "test",
+            }
+            for index in range(size)
+        ]
+        for config in ("default", "multitask")
+        for split, size in sizes.items()
+    }
+    return write_dataset_folder(folder, rows, policy_ids)
 
 
 # ---------------------------------------------------------------- calibration

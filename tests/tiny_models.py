@@ -58,6 +58,21 @@ def save_tiny_guard(
     )
 
 
+def write_dataset_folder(folder: Path, rows: dict[tuple[str, str], list[dict]], policy_ids) -> Path:
+    """A dataset folder in the layout `guardkit generate` writes: rows per (config, split), the shipped policies' files."""
+    from guardkit.data.io import split_file
+    from guardkit.data.schema import rows_to_dataset
+
+    for (config, split), config_rows in rows.items():
+        path = split_file(folder, split, config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows_to_dataset(config_rows).to_parquet(str(path))
+    (folder / "policies").mkdir(exist_ok=True)
+    for policy_id in policy_ids:
+        (folder / "policies" / f"{policy_id}.yaml").write_text(get_policy(policy_id).to_yaml())
+    return folder
+
+
 def short_policy(policy_id: str, description: str = "Flags requests for the secret recipe.") -> Policy:
     """A policy whose instruction fits beside a text in a 64-token window."""
     return Policy(
