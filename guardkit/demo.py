@@ -104,7 +104,8 @@ class LoadedGuard:
     guard: Guard
 
     @property
-    def reads_instructions(self) -> bool:
+    def reads_policies(self) -> bool:
+        """Whether it scores any policy it is given (pair guards and policy readers), not only its own."""
         return self.guard.manifest.input_format in ("instruction_pair", "rule_pair", "policy_reader")
 
     @property
@@ -112,7 +113,7 @@ class LoadedGuard:
         return KIND_NAMES.get(self.guard.kind, self.guard.kind)
 
     def can_score(self, policy_id: str) -> bool:
-        return self.reads_instructions or policy_id in self.guard.manifest.policies
+        return self.reads_policies or policy_id in self.guard.manifest.policies
 
 
 def reproduce_guards(reproduce_dir: str | Path) -> list[tuple[str, str]]:
@@ -278,7 +279,7 @@ class DemoService:
         for loaded in self.guards:
             for policy_id, policy in loaded.guard.policies.items():
                 self.policies.setdefault(policy_id, policy)
-        if any(loaded.reads_instructions for loaded in self.guards):
+        if any(loaded.reads_policies for loaded in self.guards):
             for policy_id, policy in shipped_policies().items():
                 self.policies.setdefault(policy_id, policy)
         # The guards' own policies first (the first guard's lead), then the rest of the library.
@@ -306,8 +307,8 @@ class DemoService:
 
     @property
     def custom_guard(self) -> LoadedGuard | None:
-        """The guard that scores policies typed in the page: the first that reads (instruction, text) pairs."""
-        return next((loaded for loaded in self.guards if loaded.reads_instructions), None)
+        """The guard that scores policies typed in the page: the first that reads any policy it is given."""
+        return next((loaded for loaded in self.guards if loaded.reads_policies), None)
 
     def policy_name(self, policy_id: str) -> str:
         policy = self.policies.get(policy_id)
@@ -364,8 +365,8 @@ class DemoService:
             f"Checking with **{primary.name}**, a {primary.kind_name} for "
             f"{_count(len(primary.guard.policy_ids), 'policy', 'policies')} (threshold {_thresholds_text(primary.guard)})"
         )
-        if primary.reads_instructions:
-            line += "; it reads the policy as an instruction, so it also scores other policies and your own"
+        if primary.reads_policies:
+            line += "; it reads the policy it is given, so it also scores other policies and your own"
         others = len(self.guards) - 1 + (self.judge is not None)
         if others:
             line += f". {_count(others, 'more model')} in Compare"
@@ -432,8 +433,8 @@ class DemoService:
     # ---- handlers --------------------------------------------------------------------------------
 
     def _instruction(self, loaded: LoadedGuard, policy_id: str) -> str | None:
-        """The instruction `loaded` reads beside a text for `policy_id`; None for a plain-text guard."""
-        if not loaded.reads_instructions:
+        """The instruction `loaded` reads beside a text for `policy_id`; None for a guard that reads the text alone."""
+        if loaded.guard.manifest.input_format != "instruction_pair":
             return None
         return loaded.guard.manifest.policies.get(policy_id) or self.policies[policy_id].instruction()
 
@@ -550,8 +551,8 @@ class DemoService:
         loaded = self.custom_guard
         if loaded is None:
             message = NO_MODEL_MESSAGE if not self.guards else (
-                "Scoring a policy of your own needs a MultiTaskGuard or UniGuard (they read the policy as an "
-                "instruction); the loaded guards are TaskGuards. The policy file is ready to download."
+                "Scoring a policy of your own needs a MultiTaskGuard (it reads any policy it is given); the loaded "
+                "guards score their own policies only. The policy file is ready to download."
             )
             return message, "", result, policy_yaml, str(download)
         lines = [line.strip() for line in (texts or "").splitlines() if line.strip()]
@@ -565,7 +566,7 @@ class DemoService:
         except GuardkitError as error:
             return str(error), "", result, policy_yaml, str(download)
         latency_ms = (time.perf_counter() - start) * 1000
-        room = _text_room(loaded.guard, scored_as.instruction())
+        room = _text_room(loaded.guard, scored_as.instruction() if loaded.guard.manifest.input_format == "instruction_pair" else None)
         lengths = _token_counts(loaded.guard, lines)
         rows = [
             {

@@ -182,3 +182,19 @@ def test_reader_takes_no_fine_tuning(tmp_path, minilm_dir):
     dataset = write_reader_dataset(tmp_path / "data")
     with pytest.raises(TrainingError, match="--epochs 0"):
         train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(tmp_path / "guard"), base_model=str(minilm_dir), epochs=1))
+
+
+def test_the_space_scores_a_policy_typed_in_the_page_with_the_reader(reader_guard, tmp_path):
+    from guardkit.demo import DemoService, LoadedGuard
+
+    service = DemoService([LoadedGuard("reader", str(reader_guard), Guard.from_pretrained(reader_guard))], reproduce_dir=tmp_path)
+    assert "privacy_pii" in service.policy_ids  # it reads any shipped policy, not only its own two
+    policy = get_policy("privacy_pii")
+    texts = [policy.examples.unsafe[0], "Can you suggest a pasta recipe for 4 people?"]
+    message, _, result, policy_yaml, _ = service.custom_policy(
+        "Neighbour privacy", policy.description, "\n".join(policy.disallowed), "\n".join(policy.allowed),
+        "\n".join(policy.examples.safe), "\n".join(policy.examples.unsafe), "\n".join(texts),
+    )  # fmt: skip
+    assert "id: neighbour_privacy" in policy_yaml
+    scores = [verdict["score"] for verdict in result["verdicts"]]
+    assert len(scores) == 2 and scores[0] > scores[1], message
