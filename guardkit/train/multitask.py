@@ -15,7 +15,8 @@ PAIR_INPUTS = {"reader": "policy_reader", "rule": "rule_pair", "instruction": "i
 
 
 def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
-    """Fine-tune one pair classifier on config "multitask"; --holdout_policies stay out of train and validation."""
+    """Train one guard for every policy of config "multitask" (a policy reader, or a fine-tuned pair classifier);
+    --holdout_policies stay out of train and validation."""
     if config.pair_input not in PAIR_INPUTS:
         raise TrainingError(f"--pair_input must be one of {', '.join(PAIR_INPUTS)}, got '{config.pair_input}'")
     splits, policies = load_guard_dataset(config.dataset, "multitask", revision=config.dataset_revision)
