@@ -34,7 +34,7 @@ STAGES: dict[str, Stage] = {
     "train multitask": Stage(
         "guardkit.train.config:MultiTaskGuardConfig",
         "guardkit.train.multitask:train_multitask_guard",
-        "fine-tune a MultiTaskGuard (all policies, instruction + text input)",
+        "train a MultiTaskGuard (all policies, also unseen ones: a policy reader, or an instruction + text pair model)",
     ),
     "train judge": Stage(
         "guardkit.train.config:JudgeGuardConfig",

@@ -73,7 +73,7 @@ class EncoderTrainingConfig(TrainingConfig):
             "--epochs 0 that head is the guard); random: the usual random head"
         },
     )
-    head_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the prototype head's logistic regression"})
+    head_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the prototype head's (or the policy reader's) logistic regression"})
     early_stopping_patience: int = field(
         default=2, metadata={"help": "stop after this many validations without a better validation F1 (0: never stop early)"}
     )
