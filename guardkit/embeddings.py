@@ -62,11 +62,17 @@ class SentenceEncoder:
         return embeddings
 
 
+def nearest_mean(similarities: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the mean of its k largest similarities (all of them when fewer; 0 when there are none)."""
+    if similarities.shape[1] == 0:
+        return np.zeros(similarities.shape[0], dtype=np.float32)
+    k = min(k, similarities.shape[1])
+    return np.partition(similarities, similarities.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
 def nearest_mean_similarity(queries: np.ndarray, examples: np.ndarray, k: int) -> np.ndarray:
     """Per query, the mean cosine similarity to its k most similar examples (all of them when fewer)."""
-    similarities = queries @ examples.T
-    k = min(k, examples.shape[0])
-    return np.partition(similarities, similarities.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+    return nearest_mean(queries @ examples.T, k)
 
 
 def knn_margin(queries: np.ndarray, safe: np.ndarray, unsafe: np.ndarray, k: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from guardkit.embeddings import nearest_mean
+
 # The everyday reference texts of a policy_reader guard, a JSON list of strings in its folder.
 EVERYDAY_FILE = "reader_everyday.json"
 
@@ -59,14 +61,6 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
-
-
-def nearest_mean(similarities: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the mean of its k largest similarities (all of them when fewer; 0 when none)."""
-    if similarities.shape[1] == 0:
-        return np.zeros(similarities.shape[0], dtype=np.float32)
-    k = min(k, similarities.shape[1])
-    return np.partition(similarities, similarities.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
 
 def policy_parts(policy) -> dict[str, list[str]]:

@@ -13,7 +13,8 @@ from tiny_models import write_dataset_folder
 from guardkit.export import ExportConfig, ExportError, export_guard
 from guardkit.guard import MANIFEST_FILE, Guard, GuardError, GuardManifest
 from guardkit.policies import get_policy
-from guardkit.policy_reader import EVERYDAY_FILE, FEATURES, PolicyAnchors, PolicyReader, background_of, nearest_mean, reader_features
+from guardkit.embeddings import nearest_mean
+from guardkit.policy_reader import EVERYDAY_FILE, FEATURES, PolicyAnchors, PolicyReader, background_of, reader_features
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.multitask import train_multitask_guard

@@ -23,6 +23,8 @@ FEATURES = Features(
     }
 )
 COLUMNS = list(FEATURES)
+# The `source` of a row taken from a real corpus: this prefix, then the corpus name.
+CORPUS_SOURCE_PREFIX = "corpus:"
 
 
 def label_id(label: str | int | bool) -> int:

@@ -18,6 +18,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from guardkit.data.schema import CORPUS_SOURCE_PREFIX
 from guardkit.generate.labeller import BENIGN, HARMFUL
 from guardkit.stable_random import stable_fraction
 
@@ -69,7 +70,7 @@ def corpus_candidates(names: Sequence[str], max_per_corpus: int, seed: int, root
         forced = {KIND_POLICIES[corpus.kind]: "unsafe"} if corpus.kind in KIND_POLICIES else {}
         prior = BENIGN if corpus.kind == "benign" else HARMFUL
         candidates += [
-            Candidate(id=f"corpus:{text.uid}", text=text.text, source=f"corpus:{name}", register=text.register, prior=prior, forced=forced)
+            Candidate(id=f"corpus:{text.uid}", text=text.text, source=f"{CORPUS_SOURCE_PREFIX}{name}", register=text.register, prior=prior, forced=forced)
             for text in texts
         ]
     return candidates

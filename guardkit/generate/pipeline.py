@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from guardkit.config import save_config
 from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR, evaluation_texts, read_policy_bench
 from guardkit.data.io import SPLITS, split_file
-from guardkit.data.schema import rows_to_dataset
+from guardkit.data.schema import CORPUS_SOURCE_PREFIX, rows_to_dataset
 from guardkit.embeddings import SentenceEncoder, nearest_mean_similarity
 from guardkit.errors import GuardkitError
 from guardkit.generate.augmentation import BUILTIN_JAILBREAK_TEMPLATES, augment_policy_rows
@@ -609,7 +609,7 @@ class Generation:
         taken = {item.candidate.id for item in selected}
         pool = [
             item for item in self.admitted.values()
-            if item.candidate.prior == BENIGN and item.candidate.source.startswith("corpus:")
+            if item.candidate.prior == BENIGN and item.candidate.source.startswith(CORPUS_SOURCE_PREFIX)
             and item.candidate.id not in taken and item.decisions[policy_id].label == "safe"
         ]  # fmt: skip
         pool.sort(key=lambda item: stable_fraction(self.config.seed, "background", policy_id, item.candidate.id))

@@ -192,7 +192,7 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
     return accuracy
 
 
-def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, policies: dict[str, Policy], batch_size: int) -> tuple[PolicyReader, float]:
+def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, batch_size: int) -> tuple[PolicyReader, float]:
     """Fit the policy reader on the frozen encoder's embeddings of `rows` (a `weight` column, when present, weighs
     them), each read under its own policy against the other trained policies' unsafe examples and the everyday
     texts; returns it and its training accuracy. The classifier head is zeroed: the reader makes the scores."""
@@ -204,14 +204,10 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
     everyday = embed(list(spec.everyday))
     embeddings = unit_rows(head_features(model, tokenizer, rows["text"], config.max_length, batch_size, progress=True))
     policy_column = np.asarray(rows["policy"])
-    features = np.zeros((len(rows), 0), dtype=np.float32)
+    features = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
     for policy_id in dict.fromkeys(policy_column.tolist()):
         members = np.flatnonzero(policy_column == policy_id)
-        anchors = reference.get(policy_id) or PolicyAnchors.embed(policies[policy_id], embed)
-        block = reader_features(embeddings[members], anchors, background_of(reference, policy_id), everyday)
-        if features.shape[1] == 0:
-            features = np.zeros((len(rows), block.shape[1]), dtype=np.float32)
-        features[members] = block
+        features[members] = reader_features(embeddings[members], reference[policy_id], background_of(reference, policy_id), everyday)
     weights = np.asarray(rows["weight"], dtype=np.float64) if "weight" in rows.column_names else None
     reader, accuracy = fit_policy_reader(features, rows["label"], config.head_c, weights)
     set_binary_head(model, np.zeros(final_linear(model).in_features, dtype=np.float32), 0.0)
@@ -272,7 +268,7 @@ def train_encoder_guard(
     if spec.input_format == "policy_reader":
         if fine_tune:
             raise TrainingError("the policy reader reads the base encoder's sentence embeddings as they are; train it with --epochs 0")
-        reader, head_accuracy = fit_reader(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
+        reader, head_accuracy = fit_reader(model, training_rows["train"], tokenizer, config, spec, eval_batch)
     elif config.head_init == "prototype":
         head_accuracy = fit_prototype_head(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
     elif config.head_init != "random":

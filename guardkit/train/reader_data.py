@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from datasets import Dataset
 
+from guardkit.data.schema import CORPUS_SOURCE_PREFIX
 from guardkit.stable_random import stable_fraction
 from guardkit.train.common import TrainingError
 
-# Sources of corpus texts in a guardkit dataset ("corpus:<name>").
-CORPUS_SOURCE_PREFIX = "corpus:"
 # Fewer reference texts than this would make "near an everyday text" a matter of luck.
 MIN_EVERYDAY = 8
 
