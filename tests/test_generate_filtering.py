@@ -67,6 +67,23 @@ def test_decontamination_by_word_ngrams():
     assert decontaminator.is_contaminated("Short one!")
 
 
+def test_decontamination_ignores_a_template_many_evaluation_texts_share():
+    template = "## Expected result please describe what should happen here ## Actual result"
+    issues = [f"{template} the {thing} button crashes when the user opens the settings page twice" for thing in ("blue", "save", "logout")]
+    decontaminator = Decontaminator(issues, size=5, boilerplate_texts=3)
+    # Another issue in the same template, about something else: the shared format is not contamination.
+    assert not decontaminator.is_contaminated(f"{template} the avatar upload hangs forever on slow networks")
+    # A copy of one evaluation issue still shares that issue's own n-grams.
+    assert decontaminator.is_contaminated(f"{template} the save button crashes when the user opens the settings page twice")
+    # A long text that shares one sentence fragment with an evaluation text is not a copy of it.
+    long_text = " ".join(["my laptop restarts whenever i unplug the charger and the fan gets loud"] * 3)
+    assert not decontaminator.is_contaminated(f"{long_text} and the save button crashes when")
+    assert decontaminator.is_contaminated("oh no, the save button crashes when")
+    # Copies of one text count once: its n-grams stay content however often the sets repeat it.
+    repeated = Decontaminator(["the quick brown fox jumps over the lazy dog"] * 5, size=5, boilerplate_texts=3)
+    assert repeated.is_contaminated("watch the quick brown fox jumps over the fence")
+
+
 def test_reference_texts_from_files_and_folders(tmp_path):
     pd.DataFrame({"text": ["from parquet"], "label": [1]}).to_parquet(tmp_path / "a.parquet")
     (tmp_path / "b.jsonl").write_text(json.dumps({"prompt": "from jsonl"}) + "\n")

@@ -151,6 +151,8 @@ def render_card(
         filtering=[{"name": step.replace("_", " "), "count": count} for step, count in stats["filtering"].items()],
         decontamination=stats["decontamination"],
         decontaminate_ngram=generation["decontaminate_ngram"],
+        decontaminate_boilerplate=generation.get("decontaminate_boilerplate"),
+        decontaminate_coverage=generation.get("decontaminate_coverage"),
         augmentation=stats["augmentation"],
         encoder=hub_id_of(generation["encoder"]),
         examples=[{**row, "text": _cell(row["text"]), "rules": "; ".join(row.get("rules") or [])} for row in examples],

@@ -34,8 +34,10 @@ class GenerateConfig:
         default=150,
         metadata={"help": "rows per policy and label (safe / unsafe) in config 'default', the policies' own examples not counted"},
     )
+    # 1,000 with the training side's long registers (issues, scenarios, emails) admitted and the TaskGuards fitted on
+    # every window of them: real benign FPR on the corpora's unused training side 0.44 -> 0.15 (docs/benchmarks.md).
     background_per_policy: int = field(
-        default=600,
+        default=1000,
         metadata={
             "help": "extra safe rows per policy in config 'default' (scope policies excepted): benign corpus texts the labeller calls "
             "safe, drawn at random across corpora and registers, the everyday requests a guard must let through; not counted in "
@@ -160,6 +162,14 @@ class GenerateConfig:
         metadata={"help": "datasets to keep out of the data (n-gram overlap): folders, parquet/jsonl/csv files or benchmark names"},
     )
     decontaminate_ngram: int = field(default=8, metadata={"help": "word n-gram size for decontamination"})
+    decontaminate_boilerplate: int = field(
+        default=3,
+        metadata={"help": "n-grams found in at least this many distinct evaluation texts are a shared template, not content, and do not flag a text"},
+    )
+    decontaminate_coverage: float = field(
+        default=0.2,
+        metadata={"help": "a text is contaminated when the n-grams it shares with an evaluation set cover at least this share of its words"},
+    )
     augment_jailbreak_fraction: float = field(
         default=0.0,
         metadata={"help": "share of unsafe rows replaced by the same request in a built-in jailbreak template (real templates come as recombinations)"},

@@ -82,7 +82,7 @@ class Cleaner:
 
     def __init__(self, config: GenerateConfig, references: dict[str, list[str]], protected: Sequence[str], protected_vectors: np.ndarray):
         self.config = config
-        self.decontaminators = {name: Decontaminator(texts, config.decontaminate_ngram) for name, texts in references.items() if texts}
+        self.decontaminators = {name: Decontaminator(texts, config.decontaminate_ngram, config.decontaminate_boilerplate, config.decontaminate_coverage) for name, texts in references.items() if texts}
         self.protected_keys = {exact_key(text) for text in protected}
         self.seen_keys: set[str] = set()
         self.minhash = MinHashIndex(config.minhash_threshold, list(protected))
@@ -181,6 +181,10 @@ def _validate(config: GenerateConfig) -> None:
         problems.append("--max-retries, --parse-retries and --max-per-corpus must be 0 or more")
     if config.jailbreak_recombinations < 0 or config.injection_recombinations < 0:
         problems.append("--jailbreak-recombinations and --injection-recombinations must be 0 or more")
+    if config.decontaminate_boilerplate < 2:
+        problems.append("--decontaminate-boilerplate must be at least 2 (an n-gram of one evaluation text is always content)")
+    if not 0 < config.decontaminate_coverage <= 1:
+        problems.append("--decontaminate-coverage must be above 0 and at most 1")
     if config.min_chars > config.max_chars:
         problems.append("--min-chars must not exceed --max-chars")
     if problems:
