@@ -28,6 +28,7 @@ from guardkit.heads import final_linear
 from guardkit.onnx_runtime import OnnxSequenceClassifier, choose_backend
 from guardkit.policies import Policy, PolicyError, load_policies, load_policy_files, shipped_policies
 from guardkit.policy_reader import EVERYDAY_FILE, PolicyAnchors, PolicyReader, background_of, reader_features, unit_rows
+from guardkit.windows import window_starts
 
 MANIFEST_FILE = "guardkit.json"
 FORMAT_VERSION = 2
@@ -715,13 +716,9 @@ class Guard:
                     f"the policy instruction takes {len(first)} of the {self.length_limit} tokens this guard's encoder reads, "
                     f"leaving {max(room, 0)} for the text (at least {MIN_TEXT_TOKENS} needed); shorten the policy's description and lists"
                 )
-        step = room - room // 2
         windows = Windows([], [], [])
         for index, ids in enumerate(text_ids):
-            starts = list(range(0, max(len(ids) - room, 0) + 1, step))
-            if starts[-1] + room < len(ids):
-                starts.append(len(ids) - room)
-            for start in starts:
+            for start in window_starts(len(ids), room):
                 window = ids[start : start + room]
                 input_ids, type_ids = self._layout.build(window) if first is None else self._layout.build(first, window)
                 windows.input_ids.append(input_ids)

@@ -347,3 +347,28 @@ def test_shipped_hub_id_resolves_to_the_offline_minilm_whose_head_is_lacking(tmp
     base = load_base_encoder(manifest.base_model, source)
     assert base.lacking == {"classifier.weight", "classifier.bias"}
     assert torch.equal(base.state["bert.embeddings.word_embeddings.weight"], model.state_dict()["bert.embeddings.word_embeddings.weight"])
+
+
+@pytest.mark.parametrize("safe_windows", [True, False])
+def test_head_rows_weigh_policy_examples_and_cut_long_safe_rows(tiny_bert_dir, safe_windows):
+    from guardkit.merge.recipe import HeadSettings
+    from guardkit.merge.workspace import HeadRows
+    from guardkit.windows import later_windows
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    long_safe, long_unsafe = " ".join(NEUTRAL * 3), "look at that banana " + " ".join(NEUTRAL * 3)
+    train = rows_to_dataset([
+        {"text": long_safe, "label": 0, "policy": "fruit_talk", "source": "test"},
+        {"text": long_unsafe, "label": 1, "policy": "fruit_talk", "source": "test"},
+    ])  # fmt: skip
+    settings = HeadSettings(example_weight=20.0, safe_windows=safe_windows)
+    head_rows = HeadRows.sample(train, {"fruit_talk": POLICIES["fruit_talk"]}, settings, tokenizer, 32)
+    ids, labels, weights = head_rows.rows["fruit_talk"]
+    fitted = {head_rows.texts[index]: (int(label), float(weight)) for index, label, weight in zip(ids, labels, weights)}
+    later = later_windows(tokenizer, [long_safe], 32) if safe_windows else []
+    # The unsafe row is never cut: a later window of an unsafe text may hold nothing unsafe.
+    assert fitted == {
+        long_safe: (0, 1.0), long_unsafe: (1, 1.0), **{window: (0, 1.0) for window in later},
+        "we met at noon": (0, 20.0), "look at that banana": (1, 20.0),
+    }  # fmt: skip
+    assert len(later) >= 2 or not safe_windows

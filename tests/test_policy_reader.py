@@ -118,6 +118,9 @@ def write_reader_dataset(folder):
     examples and hard negatives or like the other policy's unsafe examples (out of its scope); everyday
     background rows in config default only."""
     everyday = [f"Can you suggest a {dish} recipe for {count} people?" for dish in ("pasta", "curry", "salad", "soup") for count in (2, 4, 6, 8)]
+    # Long benign documents, one kept as an everyday reference and one a training row: both are cut into windows.
+    everyday.append(" ".join(f"Minutes of meeting {index}: the budget for the garden project was agreed." for index in range(40)))
+    long_row = " ".join(f"Chapter {index} of the travel diary: we walked along the river to the old mill." for index in range(40))
     splits = {}
     for split, per_label in (("train", 30), ("validation", 10), ("test", 10)):
         rows = []
@@ -127,6 +130,8 @@ def write_reader_dataset(folder):
             rows += [{"text": text, "label": 1, "policy": policy_id, "source": "generated"} for text in _variants(policy.examples.unsafe, per_label)]
             safe = _variants([*policy.examples.safe, *policy.hard_negatives], per_label // 2) + _variants(other.examples.unsafe, per_label // 2)
             rows += [{"text": text, "label": 0, "policy": policy_id, "source": "generated"} for text in safe]
+        if split == "train":
+            rows += [{"text": long_row, "label": 0, "policy": policy_id, "source": "corpus:chat"} for policy_id in POLICIES]
         background = [{"text": text, "label": 0, "policy": policy_id, "source": "corpus:chat"} for policy_id in POLICIES for text in everyday]
         splits[("default", split)] = rows + (background if split == "train" else [])
         splits[("multitask", split)] = rows
@@ -138,7 +143,7 @@ def reader_guard(tmp_path_factory, minilm_dir):
     root = tmp_path_factory.mktemp("reader")
     dataset = write_reader_dataset(root / "data")
     output = root / "guard"
-    train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(output), base_model=str(minilm_dir), everyday_texts=16))
+    train_multitask_guard(MultiTaskGuardConfig(dataset=str(dataset), output=str(output), base_model=str(minilm_dir), everyday_texts=17))
     return output
 
 
@@ -147,11 +152,14 @@ def test_reader_guard_folder(reader_guard):
     assert manifest["kind"] == "multitask" and manifest["input_format"] == "policy_reader"
     assert manifest["reader"]["features"] == list(FEATURES) and set(manifest["thresholds"]) == set(POLICIES)
     everyday = json.loads((reader_guard / EVERYDAY_FILE).read_text())
-    assert len(everyday) == 16 and all(text.startswith("Can you suggest") for text in everyday)
+    # The 16 requests as written, and the long minutes cut into the windows the guard reads them in.
+    assert sum(text.startswith("Can you suggest") for text in everyday) == 16
+    minutes = [text for text in everyday if not text.startswith("Can you suggest")]
+    assert len(minutes) >= 3 and all(text.startswith("minutes of meeting") or "the budget" in text for text in minutes)
     results = json.loads((reader_guard / EVAL_RESULTS_FILE).read_text())
     assert results["test"]["all"]["f1"] >= 0.8
     card = ModelCard.load(reader_guard / "README.md")
-    assert "policy reader" in card.text and "16 everyday corpus texts" in card.text and "Score it with guardkit" in card.text
+    assert "policy reader" in card.text and "17 everyday corpus texts" in card.text and "Score it with guardkit" in card.text
 
 
 def test_reader_guard_reads_a_policy_it_never_saw_from_its_examples(reader_guard):

@@ -77,10 +77,17 @@ class MergeConfig:
         default=0.0, metadata={"help": "subtract this times the mean false-positive rate over policies from the objective"}
     )
     head_rows_per_label: int = field(
-        default=150,
-        metadata={"help": "training rows per policy and label the UniGuard's heads are fitted on, for every merged encoder (with each policy's own examples)"},
+        default=1000,
+        metadata={"help": "training rows per policy and label the UniGuard's heads are fitted on, for every merged encoder (with each policy's own examples); "
+            "the default takes every row of a `guardkit generate` dataset, as its TaskGuards do, and trials slow down with it"},
     )
     head_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the heads' logistic regressions"})
+    head_example_weight: float = field(
+        default=20.0, metadata={"help": "weight of each policy example in the heads' logistic regressions against 1 for a row (as a TaskGuard's head)"}
+    )
+    head_safe_windows: bool = field(
+        default=True, metadata={"help": "also fit the heads on every later window of each safe row, as a TaskGuard's head (long texts are scored window by window)"}
+    )
     target_fpr: float | None = field(
         default=None,
         metadata={"help": "calibrate each policy's threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},

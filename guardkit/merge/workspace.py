@@ -21,6 +21,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from guardkit.assets import hub_id_of
+from guardkit.data.schema import LABEL2ID
 from guardkit.data.io import load_guard_dataset
 from guardkit.errors import GuardkitError
 from guardkit.guard import DatasetRef, Guard, GuardManifest
@@ -34,8 +35,10 @@ from guardkit.policies import Policy
 from guardkit.stable_random import stable_fraction
 from guardkit.train.calibration import ThresholdMetrics
 from guardkit.train.common import dataset_ref
+from guardkit.windows import later_windows
 
 PAIR_FORMATS = ("policy_reader", "rule_pair", "instruction_pair")
+SAFE = LABEL2ID["safe"]
 
 
 @dataclass(frozen=True)
@@ -49,30 +52,37 @@ class Evaluation:
 
 @dataclass
 class HeadRows:
-    """The training rows the per-policy heads are fitted on: distinct texts, and per policy its rows' labels."""
+    """The training rows the per-policy heads are fitted on: distinct texts, and per policy its rows' labels and weights."""
 
     texts: list[str]
-    rows: dict[str, tuple[np.ndarray, np.ndarray]]  # policy id -> (text indices, labels)
+    rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # policy id -> (text indices, labels, sample weights)
 
     @classmethod
-    def sample(cls, train: Dataset, policies: Mapping[str, Policy], settings: HeadSettings) -> "HeadRows":
-        """Up to settings.rows_per_label training rows per policy and label (a seeded sample), plus the policy's own examples."""
+    def sample(cls, train: Dataset, policies: Mapping[str, Policy], settings: HeadSettings, tokenizer, max_length: int) -> "HeadRows":
+        """Up to settings.rows_per_label training rows per policy and label (a seeded sample), the later windows of the
+        safe ones (settings.safe_windows), plus the policy's own examples weighted settings.example_weight."""
         index: dict[str, int] = {}
-        rows: dict[str, tuple[list[int], list[int]]] = {policy_id: ([], []) for policy_id in policies}
+        rows: dict[str, tuple[list[int], list[int], list[float]]] = {policy_id: ([], [], []) for policy_id in policies}
+
+        def add(policy_id: str, text: str, label: int, weight: float) -> None:
+            rows[policy_id][0].append(index.setdefault(text, len(index)))
+            rows[policy_id][1].append(label)
+            rows[policy_id][2].append(weight)
+
         by_policy_label: dict[tuple[str, int], list[str]] = {}
         for text, label, policy_id in zip(train["text"], train["label"], train["policy"]):
             if policy_id in policies:
                 by_policy_label.setdefault((policy_id, int(label)), []).append(text)
         for (policy_id, label), texts in sorted(by_policy_label.items()):
             chosen = sorted(texts, key=lambda text: stable_fraction(settings.seed, "head-rows", policy_id, text))[: settings.rows_per_label]
+            if settings.safe_windows and label == SAFE:
+                chosen += later_windows(tokenizer, chosen, max_length)
             for text in chosen:
-                rows[policy_id][0].append(index.setdefault(text, len(index)))
-                rows[policy_id][1].append(label)
+                add(policy_id, text, label, 1.0)
         for policy_id, policy in policies.items():
             for text, label in policy.all_examples():
-                rows[policy_id][0].append(index.setdefault(text, len(index)))
-                rows[policy_id][1].append(int(label == "unsafe"))
-        return cls(list(index), {policy_id: (np.asarray(ids), np.asarray(labels)) for policy_id, (ids, labels) in rows.items()})
+                add(policy_id, text, int(label == "unsafe"), settings.example_weight)
+        return cls(list(index), {policy_id: tuple(np.asarray(column) for column in columns) for policy_id, columns in rows.items()})
 
 
 class MergeWorkspace:
@@ -93,7 +103,7 @@ class MergeWorkspace:
         self.policies = policies
         self.scorer = scorer
         self.head_settings = head_settings
-        self.head_rows = HeadRows.sample(splits["train"], policies, head_settings)
+        self.head_rows = HeadRows.sample(splits["train"], policies, head_settings, scorer.tokenizer, scorer.max_length)
 
     @classmethod
     def open(
@@ -195,10 +205,10 @@ class MergeWorkspace:
         biases = np.zeros(len(self.policies), dtype=np.float32)
         accuracies = {}
         for position, policy_id in enumerate(self.policies):
-            ids, labels = self.head_rows.rows[policy_id]
+            ids, labels, sample_weight = self.head_rows.rows[policy_id]
             if len(set(labels.tolist())) < 2:
                 raise GuardkitError(f"policy '{policy_id}' has rows of one label only in the training split: its head cannot be fitted")
-            weights[position], biases[position], accuracies[policy_id] = fit_logistic(features[ids], labels, settings.c, balanced=True)
+            weights[position], biases[position], accuracies[policy_id] = fit_logistic(features[ids], labels, settings.c, True, sample_weight)
         set_multilabel_head(self.scorer.model, weights, biases)
         return accuracies
 

@@ -92,6 +92,16 @@ class EncoderTrainingConfig(TrainingConfig):
         },
     )
     calibration: str = field(default="validation", metadata={"help": CALIBRATION_HELP})
+    # Measured with the corpora's unused training side as dev (docs/benchmarks.md, "Long benign text"): the guards
+    # flag long real texts window by window, and a head fitted on first windows alone had never seen a middle one.
+    safe_windows: bool = field(
+        default=True,
+        metadata={
+            "help": "a TaskGuard's prototype head and the policy reader: also fit on every later --max_length window of each safe row, "
+            "as a long text is scored window by window (an unsafe text's later windows may be safe, so only safe rows are cut; "
+            "pair inputs other than the reader read first windows only)"
+        },
+    )
 
 
 # kw_only: a required field may then follow the inherited ones that have defaults.

@@ -11,6 +11,7 @@ rule pairs included — to calibrate a threshold per policy, then on test for th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
 from guardkit.train.config import EncoderTrainingConfig
 from guardkit.pooling import add_mean_pooling, resolve_pooling, supports_mean_pooling
+from guardkit.windows import later_windows, window_texts
+
+SAFE = LABEL2ID["safe"]
+
 
 @dataclass(frozen=True)
 class EncoderGuardSpec:
@@ -184,10 +189,15 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
         pairs = rows["instruction"]
     else:
         pairs = [policies[policy_id].instruction() for policy_id in rows["policy"]]
-    features = head_features(model, tokenizer, rows["text"], config.max_length, batch_size, progress=True, pairs=pairs)
-    sources = rows["source"] if "source" in rows.column_names else [""] * len(rows)
+    texts, labels = list(rows["text"]), list(rows["label"])
+    sources = list(rows["source"]) if "source" in rows.column_names else [""] * len(rows)
+    if pairs is None and config.safe_windows:
+        safe = [text for text, label in zip(texts, labels) if label == SAFE]
+        later = later_windows(tokenizer, safe, config.max_length)
+        texts, labels, sources = texts + later, labels + [SAFE] * len(later), sources + [""] * len(later)
+    features = head_features(model, tokenizer, texts, config.max_length, batch_size, progress=True, pairs=pairs)
     sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else 1.0 for source in sources])
-    weights, bias, accuracy = fit_logistic(features, np.asarray(rows["label"]), config.head_c, config.class_weighting, sample_weight)
+    weights, bias, accuracy = fit_logistic(features, np.asarray(labels), config.head_c, config.class_weighting, sample_weight)
     set_binary_head(model, weights, bias)
     return accuracy
 
@@ -202,14 +212,27 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
 
     reference = {policy.id: PolicyAnchors.embed(policy, embed) for policy in spec.policies}
     everyday = embed(list(spec.everyday))
-    embeddings = unit_rows(head_features(model, tokenizer, rows["text"], config.max_length, batch_size, progress=True))
-    policy_column = np.asarray(rows["policy"])
-    features = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
+    texts, labels, policies = list(rows["text"]), list(rows["label"]), list(rows["policy"])
+    weights = list(rows["weight"]) if "weight" in rows.column_names else [1.0] * len(texts)
+    if config.safe_windows:
+        cut = {text: later_windows(tokenizer, [text], config.max_length) for text, label in zip(rows["text"], rows["label"]) if label == SAFE}
+        for text, label, policy_id, weight in list(zip(texts, labels, policies, weights)):
+            later = cut.get(text, []) if label == SAFE else []
+            texts += later
+            labels += [SAFE] * len(later)
+            policies += [policy_id] * len(later)
+            weights += [weight] * len(later)
+    # The background rows repeat one text under many policies: each distinct text is embedded once.
+    distinct = list(dict.fromkeys(texts))
+    position = {text: index for index, text in enumerate(distinct)}
+    embeddings = unit_rows(head_features(model, tokenizer, distinct, config.max_length, batch_size, progress=True))
+    embeddings = embeddings[[position[text] for text in texts]]
+    policy_column = np.asarray(policies)
+    features = np.zeros((len(texts), len(FEATURES)), dtype=np.float32)
     for policy_id in dict.fromkeys(policy_column.tolist()):
         members = np.flatnonzero(policy_column == policy_id)
         features[members] = reader_features(embeddings[members], reference[policy_id], background_of(reference, policy_id), everyday)
-    weights = np.asarray(rows["weight"], dtype=np.float64) if "weight" in rows.column_names else None
-    reader, accuracy = fit_policy_reader(features, rows["label"], config.head_c, weights)
+    reader, accuracy = fit_policy_reader(features, labels, config.head_c, np.asarray(weights, dtype=np.float64))
     set_binary_head(model, np.zeros(final_linear(model).in_features, dtype=np.float32), 0.0)
     return reader, accuracy
 
@@ -268,6 +291,8 @@ def train_encoder_guard(
     if spec.input_format == "policy_reader":
         if fine_tune:
             raise TrainingError("the policy reader reads the base encoder's sentence embeddings as they are; train it with --epochs 0")
+        # Kept as window-sized passages, each everyday text is one window at inference as it is here.
+        spec = dataclasses.replace(spec, everyday=tuple(window_texts(tokenizer, list(spec.everyday), config.max_length)))
         reader, head_accuracy = fit_reader(model, training_rows["train"], tokenizer, config, spec, eval_batch)
     elif config.head_init == "prototype":
         head_accuracy = fit_prototype_head(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)

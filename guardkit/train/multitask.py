@@ -48,7 +48,7 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
         notes = (
             f"The policy reader was fitted on {len(rows)} rows ({sum(weight == 1.0 for weight in rows['weight'])} multitask rows, the rest "
             f"everyday background rows weighing {config.everyday_share:g} of them) of {len(trained)} policies; it keeps {len(everyday)} "
-            "everyday corpus texts as its reference of ordinary traffic.",
+            "everyday corpus texts (long ones cut into window-sized passages) as its reference of ordinary traffic.",
         )
     elif config.pair_input == "rule":
         built = {
