@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_serve --output $(BENCH_OUT)/serve.json --model $(BENCH_OUT)/onnx-guard/int8
 	$(BIN)/python -m benchmarks.bench_one_pass --onnx fp32 --output $(BENCH_OUT)/one_pass.json $(if $(wildcard $(OUT)/uniguard/guardkit.json),--run $(OUT))
 	$(if $(wildcard $(OUT)/taskguards),$(BIN)/python -m benchmarks.bench_real_text --taskguards $(OUT)/taskguards --output $(BENCH_OUT)/real_text.json)
+	$(if $(wildcard $(OUT)/uniguard/guardkit.json),$(BIN)/python -m benchmarks.bench_real_dev --model $(OUT)/taskguards --model $(OUT)/multitask --model $(OUT)/uniguard --output $(BENCH_OUT)/real_dev.json)
 	$(if $(wildcard $(OUT)/uniguard/guardkit.json),$(BIN)/python -m benchmarks.bench_windows --run $(OUT) --output $(BENCH_OUT)/windows.json)
 
 clean-venv:

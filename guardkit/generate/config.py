@@ -35,7 +35,7 @@ class GenerateConfig:
         metadata={"help": "rows per policy and label (safe / unsafe) in config 'default', the policies' own examples not counted"},
     )
     # 1,000 with the training side's long registers (issues, scenarios, emails) admitted and the TaskGuards fitted on
-    # every window of them: real benign FPR on the corpora's unused training side 0.44 -> 0.15 (docs/benchmarks.md).
+    # every window of them: real benign FPR on the corpora's unused training side 0.41 -> 0.15 (docs/benchmarks.md).
     background_per_policy: int = field(
         default=1000,
         metadata={

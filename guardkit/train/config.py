@@ -92,8 +92,8 @@ class EncoderTrainingConfig(TrainingConfig):
         },
     )
     calibration: str = field(default="validation", metadata={"help": CALIBRATION_HELP})
-    # Measured with the corpora's unused training side as dev (docs/benchmarks.md, "Long benign text"): the guards
-    # flag long real texts window by window, and a head fitted on first windows alone had never seen a middle one.
+    # Measured on the corpora's unused training side (docs/benchmarks.md, "Real text as a development set"): a head
+    # fitted on first windows alone had never seen the middle of a long text, which the guard scores window by window.
     safe_windows: bool = field(
         default=True,
         metadata={

@@ -10,8 +10,8 @@ rule pairs included — to calibrate a threshold per policy, then on test for th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
