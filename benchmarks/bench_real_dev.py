@@ -46,15 +46,20 @@ def dev_sample(excluded: set[str], per_corpus: int, long_documents: int, seed: i
     return sample
 
 
-def training_texts(models: list[str], extra: list[str]) -> set[str]:
-    """Every text of the datasets the models were trained on, and of the --exclude datasets."""
-    from guardkit.data.io import load_guard_dataset
-    from guardkit.errors import GuardkitError
+def load_scorer(model: str):
+    """The evaluation harness's scorer of `model`: one guard, or a folder of TaskGuards flagged together."""
     from guardkit.evaluate.scorers import GuardScorer, GuardSetScorer, is_guard_set
 
+    return (GuardSetScorer if is_guard_set(model) else GuardScorer).load(model, Path(model).name, batch_size=32, device="cpu")
+
+
+def training_texts(scorers: list, extra: list[str]) -> set[str]:
+    """Every text of the datasets the scorers' models were trained on, and of the --exclude datasets."""
+    from guardkit.data.io import load_guard_dataset
+    from guardkit.errors import GuardkitError
+
     sources = set((folder, None) for folder in extra)
-    for model in models:
-        scorer = (GuardSetScorer if is_guard_set(model) else GuardScorer).load(model, "m", batch_size=32, device="cpu")
+    for scorer in scorers:
         sources |= set(scorer.training_dataset_ids())
     texts: set[str] = set()
     for dataset, revision in sources:
@@ -68,14 +73,13 @@ def training_texts(models: list[str], extra: list[str]) -> set[str]:
     return texts
 
 
-def measure(model: str, sample: dict[str, tuple[str, list[str]]]) -> dict:
+def measure(model: str, scorer, sample: dict[str, tuple[str, list[str]]]) -> dict:
     import numpy as np
 
     from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, read_policy_bench
-    from guardkit.evaluate.scorers import DECISION_THRESHOLD, GuardScorer, GuardSetScorer, is_guard_set
+    from guardkit.evaluate.scorers import DECISION_THRESHOLD
     from guardkit.evaluate.statistics import as_arrays, average_precision, f1
 
-    scorer = (GuardSetScorer if is_guard_set(model) else GuardScorer).load(model, Path(model).name, batch_size=32, device="cpu")
     policies = [policy for policy in map(scorer.stored_policy, scorer.own_policies) if policy is not None and not policy.restricts_scope]
     flagged = {name: scorer.decision_scores(policies, texts) for name, (_, texts) in sample.items()}
     kinds = {name: kind for name, (kind, _) in sample.items()}
@@ -114,8 +118,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     quiet_offline()
-    sample = dev_sample(training_texts(args.model, args.exclude), args.per_corpus, args.long_documents, args.seed)
-    results = [measure(model, sample) for model in args.model]
+    scorers = [load_scorer(model) for model in args.model]
+    sample = dev_sample(training_texts(scorers, args.exclude), args.per_corpus, args.long_documents, args.seed)
+    results = [measure(model, scorer, sample) for model, scorer in zip(args.model, scorers)]
     for row in results:
         print(
             f"{row['model']}: benign FPR {row['benign_fpr_mean_over_corpora']:.3f} (mean over {len(row['benign_fpr_by_corpus'])} corpora), "
