@@ -157,6 +157,9 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     manifest = yaml.safe_load((output / "guardkit.json").read_text())
     assert (manifest["kind"], manifest["input_format"], manifest["pair_folder"]) == ("uniguard", "multilabel", "pair")
     assert set(manifest["policies"]) == set(POLICIES) == set(manifest["thresholds"])
+    # The default keeps each head's own boundary, in the search objective as in the saved guard.
+    assert recipe.calibration == "none" and set(manifest["thresholds"].values()) == {0.5}
+    assert "0.5 for every policy" in (output / "README.md").read_text()
     assert recipe.pair_source == toy_sources[1] and (output / "pair" / "guardkit.json").is_file()
     card = (output / "README.md").read_text()
     assert "fruit-taskguard" in card and "vehicle-multitaskguard" in card and "merge.yaml" in card
@@ -206,10 +209,12 @@ def test_recipe_replay_reproduces_a_stochastic_block_merge_bit_for_bit(toy_sourc
         sampler="cmaes",
         trials=3,
         seed=5,
+        calibration="validation",
         compare_split="",
     )
     run_merge(config)
     recipe = MergeRecipe.load(searched / "merge.yaml")
+    assert recipe.calibration == "validation"
     assert list(recipe.sources[0].weights) == ["embeddings", "blocks.0", "blocks.1", "head"]
     assert set(recipe.parameters) == {"drop_rate"} and recipe.options == {"combine": "ties"}
 
@@ -230,7 +235,7 @@ def test_recipe_replay_reproduces_a_stochastic_block_merge_bit_for_bit(toy_sourc
     assert all(torch.equal(state[name], first[name]) for name in first)
     if recipe.search.fell_back_to is None:
         validation = workspace.encoded_split("validation", config.max_validation_rows, config.seed)
-        assert workspace.evaluate(validation, "mean_f1").value == recipe.search.value
+        assert workspace.evaluate(validation, "mean_f1", recipe.calibration).value == recipe.search.value
 
 
 def test_study_resumes_from_its_storage_and_refuses_other_settings(toy_sources, toy_dataset, tmp_path):
@@ -309,6 +314,11 @@ def test_recipe_errors_name_the_field(tmp_path):
     path = tmp_path / "merge.yaml"
     path.write_text(yaml.safe_dump(recipe))
     assert MergeRecipe.load(path).weights_by_group() == {"all": [1.0, 0.5]}
+    # A recipe from before the calibration field was written calibrated on validation, and replays so.
+    assert MergeRecipe.load(path).calibration == "validation"
+    path.write_text(yaml.safe_dump({**recipe, "calibration": "median"}))
+    with pytest.raises(RecipeError, match="calibration must be one of validation, none"):
+        MergeRecipe.load(path)
     path.write_text(yaml.safe_dump({**recipe, "parameters": {}}))
     with pytest.raises(RecipeError, match="takes parameters \\['density'\\]"):
         MergeRecipe.load(path)

@@ -18,7 +18,7 @@ from guardkit import cli
 from guardkit.config import parse_config
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
-from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics
+from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics, threshold_rule
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
 from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
 from guardkit.train.judge import train_judge_guard
@@ -104,6 +104,15 @@ def test_calibration_refuses_one_class_and_bad_targets():
         calibrate_threshold([0, 1], [0.1, 0.2], target_fpr=1.5)
     with pytest.raises(CalibrationError, match="same length"):
         calibrate_threshold([0, 1], [0.1])
+
+
+def test_threshold_rule_calibrates_on_validation_or_keeps_the_heads_boundary():
+    labels, scores = [0, 0, 1, 1], [0.1, 0.7, 0.8, 0.9]
+    assert threshold_rule("validation")(labels, scores).threshold == calibrate_threshold(labels, scores).threshold
+    uncalibrated = threshold_rule("none", target_fpr=0.0)(labels, scores)
+    assert uncalibrated.threshold == 0.5 and uncalibrated.metrics.fpr == 0.5
+    with pytest.raises(CalibrationError, match="calibration must be one of validation, none"):
+        threshold_rule("median")
 
 
 

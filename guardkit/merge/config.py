@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guardkit.merge.methods import METHODS
+from guardkit.train.calibration import CALIBRATIONS
 
 SAMPLERS = ("tpe", "cmaes")
 OBJECTIVES = ("mean_f1", "min_f1")
@@ -88,9 +89,20 @@ class MergeConfig:
     head_safe_windows: bool = field(
         default=True, metadata={"help": "also fit the heads on every later window of each safe row, as a TaskGuard's head (long texts are scored window by window)"}
     )
+    # Measured on the 5b4ac7d run (docs/benchmarks.md, "The UniGuard's thresholds"): its validation thresholds
+    # (0.49-0.84, max F1 on synthetic rows) cost policy-bench dev F1 0.815 -> 0.720; banking_assistant's 0.84 alone
+    # took its F1 to 0.26. 0.5 is the boundary its class-balanced heads were fitted to, as a TaskGuard's.
+    calibration: str = field(
+        default="none",
+        metadata={
+            "help": "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split, "
+            "in the search objective and in the saved guard; none: 0.5 for every policy, the class-balanced heads' own boundary",
+            "choices": list(CALIBRATIONS),
+        },
+    )
     target_fpr: float | None = field(
         default=None,
-        metadata={"help": "calibrate each policy's threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},
+        metadata={"help": "with --calibration validation: each policy's threshold is the best recall at this false-positive rate on validation (default: maximise F1)"},
     )
     max_validation_rows: int = field(
         default=192,

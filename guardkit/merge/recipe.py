@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from guardkit.errors import GuardkitError
 from guardkit.merge.merging import GRANULARITIES
 from guardkit.merge.methods import METHODS, get_method
+from guardkit.train.calibration import CALIBRATIONS
 from guardkit.yamlfile import first_validation_problem, read_yaml
 
 
@@ -74,7 +75,9 @@ class MergeRecipe(BaseModel):
     parameters: dict[str, float] = Field(default_factory=dict, description="the method's searched hyperparameters")
     options: dict[str, bool | str] = Field(default_factory=dict, description="the method's fixed options")
     seed: int = Field(default=0, description="seeds the random drops of stochastic methods (dare)")
-    target_fpr: float | None = Field(default=None, description="threshold calibration rule: None maximises validation F1")
+    # Recipes written before the field calibrated on validation: they replay as they were.
+    calibration: str = Field(default="validation", description="how each policy's threshold is chosen: validation or none (0.5)")
+    target_fpr: float | None = Field(default=None, description="with calibration validation: None maximises validation F1, a rate picks the best recall at it")
     sources: list[RecipeSource]
     dataset: RecipeDataset
     heads: HeadSettings = Field(default_factory=HeadSettings)
@@ -86,6 +89,8 @@ class MergeRecipe(BaseModel):
         if self.merge_method not in METHODS:
             raise ValueError(f"unknown merge method '{self.merge_method}'; choose one of {', '.join(sorted(METHODS))}")
         method = get_method(self.merge_method)
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got '{self.calibration}'")
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}")
         if len(self.sources) < 2:

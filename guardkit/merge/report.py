@@ -13,7 +13,7 @@ from guardkit.guard import PAIR_FOLDER, Guard, copy_guard_folder, save_guard
 from guardkit.merge.methods import get_method
 from guardkit.merge.recipe import MergeRecipe
 from guardkit.merge.workspace import MergeWorkspace
-from guardkit.train.calibration import score_summary, threshold_metrics
+from guardkit.train.calibration import UNCALIBRATED_THRESHOLD, score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
 
 RECIPE_FILE = "merge.yaml"
@@ -61,6 +61,12 @@ def _merge_lines(recipe: MergeRecipe, head_accuracy: dict[str, float]) -> list[s
     return lines
 
 
+def _calibration_words(recipe: MergeRecipe) -> str:
+    if recipe.calibration == "none":
+        return f"{UNCALIBRATED_THRESHOLD} for every policy, the class-balanced heads' own boundary"
+    return "maximum F1 per policy on validation" if recipe.target_fpr is None else f"best recall at FPR <= {recipe.target_fpr:g} per policy"
+
+
 def save_uniguard(
     workspace: MergeWorkspace, recipe: MergeRecipe, output: Path, *, license: str, repo_id: str | None, batch_size: int
 ) -> Guard:
@@ -69,7 +75,7 @@ def save_uniguard(
     workspace.apply(workspace.recipe_plan(recipe), recipe.weights_by_group(), recipe.parameters)
     head_accuracy = workspace.fit_heads()
     validation = workspace.encoded_split("validation")
-    thresholds = validation.calibrate(validation.score(workspace.scorer, batch_size), recipe.target_fpr)
+    thresholds = validation.calibrate(validation.score(workspace.scorer, batch_size), recipe.calibration, recipe.target_fpr)
     results = []
     if "test" in workspace.splits:
         test = workspace.encoded_split("test")
@@ -96,7 +102,7 @@ def save_uniguard(
         license=license,
         threshold=default_threshold,
         thresholds=thresholds,
-        calibration="maximum F1 per policy on validation" if recipe.target_fpr is None else f"best recall at FPR <= {recipe.target_fpr:g} per policy",
+        calibration=_calibration_words(recipe),
         max_length=manifest.max_length,
         results=results,
         repo_id=repo_id,

@@ -15,7 +15,7 @@ from datasets import Dataset
 
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard, Windows
-from guardkit.train.calibration import ThresholdMetrics, calibrate_threshold, threshold_metrics
+from guardkit.train.calibration import ThresholdMetrics, threshold_metrics, threshold_rule
 
 
 def aggregate(metrics: Mapping[str, ThresholdMetrics], objective: str, fpr_penalty: float) -> float:
@@ -80,13 +80,14 @@ class EncodedSplit:
         matrix = guard.score_windows(self.windows, len(self.texts), batch_size, progress=False, label="merge")
         return matrix[self.text_of_row, self.policy_of_row]
 
-    def calibrate(self, scores: np.ndarray, target_fpr: float | None) -> dict[str, float]:
-        """A threshold per policy, chosen on its rows (max F1, or best recall at target_fpr) as the saved guard's are."""
+    def calibrate(self, scores: np.ndarray, calibration: str, target_fpr: float | None) -> dict[str, float]:
+        """A threshold per policy, chosen on its rows by `calibration` (calibration.CALIBRATIONS) as the saved guard's are."""
+        choose = threshold_rule(calibration, target_fpr)
         thresholds = {}
         for index, policy_id in enumerate(self.policy_ids):
             rows = self.policy_of_row == index
             if rows.any() and len(set(self.labels[rows].tolist())) == 2:
-                thresholds[policy_id] = calibrate_threshold(self.labels[rows], scores[rows], target_fpr).threshold
+                thresholds[policy_id] = choose(self.labels[rows], scores[rows]).threshold
         return thresholds
 
     def metrics(self, scores: np.ndarray, thresholds: Mapping[str, float]) -> dict[str, ThresholdMetrics]:

@@ -155,7 +155,9 @@ def _source_values(workspace: MergeWorkspace, validation: EncodedSplit, config: 
 
 
 def _evaluate(workspace: MergeWorkspace, validation: EncodedSplit, config: MergeConfig):
-    return workspace.evaluate(validation, config.objective, config.fpr_penalty, config.target_fpr, config.batch_size)
+    return workspace.evaluate(
+        validation, config.objective, config.calibration, fpr_penalty=config.fpr_penalty, target_fpr=config.target_fpr, batch_size=config.batch_size
+    )
 
 
 def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
@@ -177,6 +179,7 @@ def search(workspace: MergeWorkspace, config: MergeConfig) -> MergeRecipe:
         "weight_range": [low, high],
         "objective": config.objective,
         "fpr_penalty": config.fpr_penalty,
+        "calibration": config.calibration,
         "target_fpr": config.target_fpr,
         "heads": workspace.head_settings.model_dump(),
         "max_validation_rows": config.max_validation_rows,
@@ -276,6 +279,7 @@ def _recipe_from_trial(
         parameters=parameters,
         options=options,
         seed=config.seed,
+        calibration=config.calibration,
         target_fpr=config.target_fpr,
         sources=[RecipeSource(model=source.name, weights=weights[source.name]) for source in workspace.sources],
         dataset=RecipeDataset(id=workspace.dataset.id, revision=workspace.dataset.revision),

@@ -217,11 +217,18 @@ class MergeWorkspace:
         return EncodedSplit.build(self.splits[split], list(self.policies), self.scorer, max_rows, seed)
 
     def evaluate(
-        self, validation: EncodedSplit, objective: str, fpr_penalty: float = 0.0, target_fpr: float | None = None, batch_size: int = 32
+        self,
+        validation: EncodedSplit,
+        objective: str,
+        calibration: str,
+        *,
+        fpr_penalty: float = 0.0,
+        target_fpr: float | None = None,
+        batch_size: int = 32,
     ) -> Evaluation:
         """Score the current weights at the per-policy thresholds the saved guard's would be calibrated to."""
         scores = validation.score(self.scorer, batch_size)
-        thresholds = validation.calibrate(scores, target_fpr)
+        thresholds = validation.calibrate(scores, calibration, target_fpr)
         metrics = validation.metrics(scores, thresholds)
         return Evaluation(aggregate(metrics, objective, fpr_penalty), thresholds, metrics)
 

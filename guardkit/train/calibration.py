@@ -6,7 +6,7 @@ guard's threshold means the same thing: the verdict is unsafe when score >= thre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -16,6 +16,12 @@ from guardkit.errors import GuardkitError
 
 class CalibrationError(GuardkitError):
     """Scores and labels from which no threshold can be chosen (e.g. a split with one class only)."""
+
+
+# validation: max F1 (or the best recall at a target FPR) on the validation split; none: UNCALIBRATED_THRESHOLD.
+CALIBRATIONS = ("validation", "none")
+# A class-balanced head's own boundary: where it was fitted to put equal odds.
+UNCALIBRATED_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,15 @@ def _as_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarr
 def fixed_calibration(labels: Sequence[int], scores: Sequence[float], threshold: float) -> Calibration:
     """A threshold set without looking at the scores, with what it gives on them."""
     return Calibration("fixed", None, threshold_metrics(labels, scores, threshold))
+
+
+def threshold_rule(calibration: str, target_fpr: float | None = None) -> Callable[[Sequence[int], Sequence[float]], Calibration]:
+    """How a threshold is chosen from (labels, scores) under one of CALIBRATIONS."""
+    if calibration == "validation":
+        return lambda labels, scores: calibrate_threshold(labels, scores, target_fpr)
+    if calibration == "none":
+        return lambda labels, scores: fixed_calibration(labels, scores, UNCALIBRATED_THRESHOLD)
+    raise CalibrationError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got '{calibration}'")
 
 
 def threshold_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> ThresholdMetrics:

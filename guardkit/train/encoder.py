@@ -24,7 +24,7 @@ from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, mo
 from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
-from guardkit.train.calibration import Calibration, calibrate_threshold, fixed_calibration, score_summary, threshold_metrics
+from guardkit.train.calibration import Calibration, score_summary, threshold_metrics, threshold_rule
 from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
 from guardkit.train.config import EncoderTrainingConfig
@@ -251,15 +251,6 @@ def calibrate_per_policy(
     return overall, per_policy
 
 
-def threshold_rule(config: EncoderTrainingConfig) -> Callable[[np.ndarray, np.ndarray], Calibration]:
-    """--calibration: max F1 (or --target_fpr) on validation, or the class-balanced head's own boundary 0.5."""
-    if config.calibration == "validation":
-        return lambda labels, scores: calibrate_threshold(labels, scores, config.target_fpr)
-    if config.calibration == "none":
-        return lambda labels, scores: fixed_calibration(labels, scores, 0.5)
-    raise TrainingError(f"--calibration must be validation or none, got '{config.calibration}'")
-
-
 def train_encoder_guard(
     config: EncoderTrainingConfig,
     spec: EncoderGuardSpec,
@@ -285,7 +276,7 @@ def train_encoder_guard(
     _check_lengths(config, spec, model, tokenizer)
     class_weights = _class_weights(training_rows["train"]["label"]) if config.class_weighting else [1.0] * len(ID2LABEL)
     eval_batch = config.batch_size * 2
-    choose_threshold = threshold_rule(config)  # a wrong --calibration fails before training
+    choose_threshold = threshold_rule(config.calibration, config.target_fpr)  # a wrong --calibration fails before training
     fine_tune = config.epochs > 0 or config.max_steps > 0
     head_accuracy, reader = None, None
     if spec.input_format == "policy_reader":
