@@ -1,6 +1,6 @@
 import pytest
 
-from guardkit.data.io import load_guard_dataset, split_file
+from guardkit.data.io import cross_policy_rows, load_guard_dataset, split_file
 from guardkit.data.schema import FEATURES, rows_to_dataset
 from guardkit.errors import GuardkitError
 from guardkit.policies import get_policy
@@ -50,3 +50,22 @@ def test_rules_round_trip_and_folders_written_before_rules_still_load(tmp_path):
     assert splits["train"].features == FEATURES and splits["train"]["rules"] == [[]]
     with pytest.raises(ValueError, match="list of rule texts"):
         rows_to_dataset([{"text": "x", "label": 1, "rules": "one rule"}])
+
+
+def test_cross_policy_rows_are_the_multitask_rows_the_default_config_lacks(tmp_path):
+    default = [{"text": "own", "label": 0, "policy": "self_harm"}, {"text": "shared", "label": 1, "policy": "self_harm"}]
+    multitask = [
+        *default,
+        {"text": "other policy's text", "label": 0, "policy": "self_harm"},
+        {"text": "own", "label": 0, "policy": "jailbreak"},
+    ]
+    write_folder(tmp_path, default)
+    write_folder(tmp_path, multitask, config="multitask")
+    train = load_guard_dataset(tmp_path)[0]["train"]
+    rows = cross_policy_rows(tmp_path, None, ["self_harm"], train)
+    assert list(zip(rows["text"], rows["policy"])) == [("other policy's text", "self_harm")]
+    # Under another policy, a text of the default config is still a cross-policy row there.
+    assert cross_policy_rows(tmp_path, None, ["jailbreak"], train)["text"] == ["own"]
+    write_folder(tmp_path / "default-only", default)
+    with pytest.raises(GuardkitError, match="multitask/train"):
+        cross_policy_rows(tmp_path / "default-only", None, ["self_harm"], train)

@@ -381,3 +381,22 @@ def test_head_rows_weigh_policy_examples_and_cut_long_safe_rows(tiny_bert_dir, s
         "we met at noon": (0, 20.0), "look at that banana": (1, 20.0),
     }  # fmt: skip
     assert len(later) >= 2 or not safe_windows
+
+
+def test_head_rows_take_the_cross_policy_rows_at_their_weight(tiny_bert_dir):
+    from guardkit.merge.recipe import HeadSettings
+    from guardkit.merge.workspace import HeadRows
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    train = rows_to_dataset([
+        {"text": "we met at noon", "label": 0, "policy": "fruit_talk", "source": "test"},
+        {"text": "look at that banana", "label": 1, "policy": "fruit_talk", "source": "test"},
+    ])  # fmt: skip
+    cross = rows_to_dataset([
+        {"text": "my car is red", "label": 0, "policy": "fruit_talk", "source": "test"},
+        {"text": "my bus is late", "label": 0, "policy": "no_such_policy", "source": "test"},
+    ])  # fmt: skip
+    head_rows = HeadRows.sample(train, {"fruit_talk": POLICIES["fruit_talk"]}, HeadSettings(cross_policy_weight=5.0), tokenizer, 32, cross)
+    ids, labels, weights = head_rows.rows["fruit_talk"]
+    fitted = {head_rows.texts[index]: float(weight) for index, weight in zip(ids, weights)}
+    assert fitted["my car is red"] == 5.0 and "my bus is late" not in head_rows.texts

@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, pipeline
 
 from guardkit import cli
 from guardkit.config import parse_config
+from guardkit.data.io import SPLITS
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
 from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics, threshold_rule
@@ -162,6 +163,21 @@ def test_default_task_guard_is_the_prototype_head_at_its_own_boundary(tmp_path, 
     results = json.loads((output / EVAL_RESULTS_FILE).read_text())
     assert results["calibration"]["objective"] == "fixed" and results["training"]["steps"] == 0
     assert "No fine-tuning (--epochs 0)" in (output / "README.md").read_text()
+
+
+def test_task_guard_head_also_fits_the_cross_policy_rows(tmp_path, tiny_bert_dir):
+    rng = random.Random(4)
+    own = [{"text": marker_text(rng, index % 2 == 1, 8), "label": index % 2, "policy": "jailbreak", "source": "test"} for index in range(24)]
+    # Texts written for another policy, labelled under jailbreak: only the multitask config holds them.
+    cross = [{"text": f"{MARKER} {marker_text(rng, False, 6)} recipe {index}", "label": 0, "policy": "jailbreak", "source": "test"} for index in range(6)]
+    rows = {("default", split): own for split in SPLITS} | {("multitask", split): own + cross for split in SPLITS}
+    dataset = write_dataset_folder(tmp_path / "data", rows, ["jailbreak"])
+    examples = len(get_policy("jailbreak").all_examples())
+    for weight, expected in (("5", len(own) + examples + len(cross)), ("0", len(own) + examples)):
+        output = tmp_path / f"guard-{weight}"
+        argv = ["train", "task", "--dataset", str(dataset), "--policy", "jailbreak", "--output", str(output), "--base_model", str(tiny_bert_dir)]
+        assert cli.main([*argv, "--cross_policy_weight", weight]) == 0
+        assert json.loads((output / EVAL_RESULTS_FILE).read_text())["training"]["examples"] == expected
 
 
 def test_task_guard_card_front_matter(task_guard):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, load_dataset
 
 from guardkit.data.schema import FEATURES
 from guardkit.errors import GuardkitError
@@ -63,3 +63,15 @@ def load_guard_dataset(
     if missing:
         raise GuardkitError(f"{source}: rows name policies that are neither in its policies/ folder nor shipped: {', '.join(missing)}")
     return splits, policies
+
+
+def cross_policy_rows(source: str | Path, revision: str | None, policy_ids: list[str], default_train: Dataset) -> Dataset:
+    """The training rows of config "multitask" under `policy_ids` that config "default" lacks for the same policy:
+    texts written for other policies, labelled under this one (mostly out of its scope, so safe). A dataset
+    without the multitask config raises GuardkitError."""
+    multitask, _ = load_guard_dataset(source, "multitask", revision)
+    present = set(zip(default_train["policy"], default_train["text"]))
+    wanted = set(policy_ids)
+    return multitask["train"].filter(
+        lambda policy, text: policy in wanted and (policy, text) not in present, input_columns=["policy", "text"], desc="cross-policy rows"
+    )

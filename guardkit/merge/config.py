@@ -86,6 +86,11 @@ class MergeConfig:
     head_example_weight: float = field(
         default=20.0, metadata={"help": "weight of each policy example in the heads' logistic regressions against 1 for a row (as a TaskGuard's head)"}
     )
+    head_cross_policy_weight: float = field(
+        default=5.0,
+        metadata={"help": "weight of the dataset's cross-policy rows (config 'multitask', texts written for other policies) in the heads' "
+            "logistic regressions against 1 for a row, as a TaskGuard's head; 0 leaves them out"},
+    )
     head_safe_windows: bool = field(
         default=True, metadata={"help": "also fit the heads on every later window of each safe row, as a TaskGuard's head (long texts are scored window by window)"}
     )

@@ -46,6 +46,9 @@ class HeadSettings(BaseModel):
     # The defaults are what recipes written before these fields existed were fitted with, so they replay unchanged.
     example_weight: float = Field(default=1.0, gt=0, description="weight of each policy example against 1 for a training row")
     safe_windows: bool = Field(default=False, description="also fit on every later window of each safe row, as long texts are scored")
+    cross_policy_weight: float = Field(
+        default=0.0, ge=0, description="weight of the cross-policy rows (config multitask rows the default config lacks); 0 leaves them out"
+    )
     seed: int = 0
 
 

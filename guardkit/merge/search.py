@@ -55,6 +55,7 @@ def run_merge(config: MergeConfig) -> int:
             c=config.head_c,
             example_weight=config.head_example_weight,
             safe_windows=config.head_safe_windows,
+            cross_policy_weight=config.head_cross_policy_weight,
             seed=config.seed,
         )
         workspace = MergeWorkspace.open(config.models, config.dataset, config.dataset_revision, config.base_model, heads)
@@ -96,8 +97,10 @@ def _check_search_config(config: MergeConfig) -> None:
         raise MergeConfigError(f"--trials must be at least 1, got {config.trials}")
     if config.weight_range and (len(config.weight_range) != 2 or config.weight_range[0] >= config.weight_range[1]):
         raise MergeConfigError(f"--weight_range takes two numbers LOW HIGH with LOW < HIGH, got {config.weight_range}")
-    if config.head_rows_per_label < 1 or config.head_c <= 0 or config.head_example_weight <= 0:
-        raise MergeConfigError("--head_rows_per_label must be at least 1, --head_c and --head_example_weight above 0")
+    if config.head_rows_per_label < 1 or config.head_c <= 0 or config.head_example_weight <= 0 or config.head_cross_policy_weight < 0:
+        raise MergeConfigError(
+            "--head_rows_per_label must be at least 1, --head_c and --head_example_weight above 0, --head_cross_policy_weight 0 or more"
+        )
     get_method(config.method)
 
 

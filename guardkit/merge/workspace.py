@@ -12,6 +12,7 @@ The scoring model's weights are overwritten in place by every trial: no disk wri
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +23,7 @@ from datasets import Dataset, DatasetDict
 
 from guardkit.assets import hub_id_of
 from guardkit.data.schema import LABEL2ID
-from guardkit.data.io import load_guard_dataset
+from guardkit.data.io import cross_policy_rows, load_guard_dataset
 from guardkit.errors import GuardkitError
 from guardkit.guard import DatasetRef, Guard, GuardManifest
 from guardkit.heads import final_linear, fit_logistic, head_features, set_multilabel_head
@@ -58,9 +59,12 @@ class HeadRows:
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # policy id -> (text indices, labels, sample weights)
 
     @classmethod
-    def sample(cls, train: Dataset, policies: Mapping[str, Policy], settings: HeadSettings, tokenizer, max_length: int) -> "HeadRows":
+    def sample(
+        cls, train: Dataset, policies: Mapping[str, Policy], settings: HeadSettings, tokenizer, max_length: int, cross: Dataset | None = None
+    ) -> "HeadRows":
         """Up to settings.rows_per_label training rows per policy and label (a seeded sample), the later windows of the
-        safe ones (settings.safe_windows), plus the policy's own examples weighted settings.example_weight."""
+        safe ones (settings.safe_windows), the `cross` rows weighted settings.cross_policy_weight, plus the policy's own
+        examples weighted settings.example_weight."""
         index: dict[str, int] = {}
         rows: dict[str, tuple[list[int], list[int], list[float]]] = {policy_id: ([], [], []) for policy_id in policies}
 
@@ -79,6 +83,10 @@ class HeadRows:
                 chosen += later_windows(tokenizer, chosen, max_length)
             for text in chosen:
                 add(policy_id, text, label, 1.0)
+        if cross is not None:
+            for text, label, policy_id in zip(cross["text"], cross["label"], cross["policy"]):
+                if policy_id in policies:
+                    add(policy_id, text, int(label), settings.cross_policy_weight)
         for policy_id, policy in policies.items():
             for text, label in policy.all_examples():
                 add(policy_id, text, int(label == "unsafe"), settings.example_weight)
@@ -95,6 +103,7 @@ class MergeWorkspace:
         policies: dict[str, Policy],
         scorer: Guard,
         head_settings: HeadSettings,
+        cross: Dataset | None = None,
     ):
         self.sources = sources
         self.base_model = base_model
@@ -103,7 +112,7 @@ class MergeWorkspace:
         self.policies = policies
         self.scorer = scorer
         self.head_settings = head_settings
-        self.head_rows = HeadRows.sample(splits["train"], policies, head_settings, scorer.tokenizer, scorer.max_length)
+        self.head_rows = HeadRows.sample(splits["train"], policies, head_settings, scorer.tokenizer, scorer.max_length, cross)
 
     @classmethod
     def open(
@@ -149,7 +158,14 @@ class MergeWorkspace:
         )
         device = "cuda" if torch.cuda.is_available() else "cpu"
         scorer = Guard(model.to(device), template.tokenizer, manifest, policies)
-        return cls(sources, base, dataset_ref(dataset, dataset_revision), splits, policies, scorer, head_settings or HeadSettings())
+        head_settings = head_settings or HeadSettings()
+        cross = None
+        if head_settings.cross_policy_weight > 0:
+            try:
+                cross = cross_policy_rows(dataset, dataset_revision, policy_ids, splits["train"])
+            except GuardkitError as error:
+                print(f"merge: no cross-policy rows ({error}); the heads are fitted without them", file=sys.stderr)
+        return cls(sources, base, dataset_ref(dataset, dataset_revision), splits, policies, scorer, head_settings, cross)
 
     @cached_property
     def base_encoder(self) -> BaseEncoder:

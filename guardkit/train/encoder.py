@@ -181,8 +181,8 @@ def _score(guard: Guard, split: Dataset, spec: EncoderGuardSpec, scored_policies
 
 
 def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, policies: dict[str, Policy], batch_size: int) -> float:
-    """Set the head to a logistic regression fitted on the frozen encoder's features of `rows`; returns its
-    training accuracy."""
+    """Set the head to a logistic regression fitted on the frozen encoder's features of `rows` (a `weight` column,
+    when present, weighs them; policy examples weigh --policy_example_weight); returns its training accuracy."""
     if spec.input_format == "text":
         pairs = None
     elif "instruction" in rows.column_names:
@@ -191,12 +191,13 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
         pairs = [policies[policy_id].instruction() for policy_id in rows["policy"]]
     texts, labels = list(rows["text"]), list(rows["label"])
     sources = list(rows["source"]) if "source" in rows.column_names else [""] * len(rows)
+    weights = list(rows["weight"]) if "weight" in rows.column_names else [1.0] * len(rows)
     if pairs is None and config.safe_windows:
         safe = [text for text, label in zip(texts, labels) if label == SAFE]
         later = later_windows(tokenizer, safe, config.max_length)
-        texts, labels, sources = texts + later, labels + [SAFE] * len(later), sources + [""] * len(later)
+        texts, labels, sources, weights = texts + later, labels + [SAFE] * len(later), sources + [""] * len(later), weights + [1.0] * len(later)
     features = head_features(model, tokenizer, texts, config.max_length, batch_size, progress=True, pairs=pairs)
-    sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else 1.0 for source in sources])
+    sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else weight for source, weight in zip(sources, weights)])
     weights, bias, accuracy = fit_logistic(features, np.asarray(labels), config.head_c, config.class_weighting, sample_weight)
     set_binary_head(model, weights, bias)
     return accuracy
