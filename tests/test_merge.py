@@ -181,6 +181,23 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     assert guard.score([unsafe], unseen)[0] == pytest.approx(pair.score([unsafe], unseen)[0], abs=1e-6)
 
 
+def test_heads_are_refitted_only_when_the_encoder_changed(toy_sources, toy_dataset, monkeypatch):
+    import guardkit.merge.workspace as workspace_module
+
+    workspace = MergeWorkspace.open(toy_sources, str(toy_dataset))
+    calls = []
+    real = workspace_module.head_features
+    monkeypatch.setattr(workspace_module, "head_features", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    workspace.load_source(0)
+    head = workspace.scorer.model.classifier.weight.detach().clone()
+    first = workspace.fit_heads()
+    assert workspace.fit_heads() == first and len(calls) == 1
+    workspace.load_source(1)
+    assert len(calls) == 2 and not torch.equal(workspace.scorer.model.classifier.weight, head)
+    workspace.load_source(0)
+    assert len(calls) == 3 and torch.equal(workspace.scorer.model.classifier.weight, head)
+
+
 def test_sources_sharing_one_encoder_skip_the_search(toy_dataset, tiny_bert_dir, tmp_path):
     # Head-only guards (TaskGuards and a policy reader at --epochs 0) keep the base encoder: a merge cannot change it.
     sources = []

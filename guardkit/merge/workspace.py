@@ -113,6 +113,7 @@ class MergeWorkspace:
         self.scorer = scorer
         self.head_settings = head_settings
         self.head_rows = HeadRows.sample(splits["train"], policies, head_settings, scorer.tokenizer, scorer.max_length, cross)
+        self._fitted_heads: tuple[tuple[float, ...], np.ndarray, np.ndarray, dict[str, float]] | None = None
 
     @classmethod
     def open(
@@ -214,7 +215,15 @@ class MergeWorkspace:
         self.fit_heads()
 
     def fit_heads(self) -> dict[str, float]:
-        """Fit each policy's head on the current encoder's features of the head rows; returns training accuracies."""
+        """Fit each policy's head on the current encoder's features of the head rows; returns training accuracies.
+        Heads already fitted on these very encoder weights are set again, not refitted (the fit is deterministic,
+        and sources that share one encoder are scored alone and then saved on it)."""
+        state = self.scorer.model.state_dict()
+        fingerprint = encoder_fingerprint({name: state[name] for name in self.sources[0].encoder})
+        if self._fitted_heads is not None and self._fitted_heads[0] == fingerprint:
+            _, weights, biases, accuracies = self._fitted_heads
+            set_multilabel_head(self.scorer.model, weights, biases)
+            return dict(accuracies)
         settings = self.head_settings
         features = head_features(self.scorer.model, self.scorer.tokenizer, self.head_rows.texts, self.scorer.max_length, 64)
         weights = np.zeros((len(self.policies), features.shape[1]), dtype=np.float32)
@@ -226,6 +235,7 @@ class MergeWorkspace:
                 raise GuardkitError(f"policy '{policy_id}' has rows of one label only in the training split: its head cannot be fitted")
             weights[position], biases[position], accuracies[policy_id] = fit_logistic(features[ids], labels, settings.c, True, sample_weight)
         set_multilabel_head(self.scorer.model, weights, biases)
+        self._fitted_heads = (fingerprint, weights, biases, dict(accuracies))
         return accuracies
 
     def encoded_split(self, split: str = "validation", max_rows: int = 0, seed: int = 0) -> EncodedSplit:
