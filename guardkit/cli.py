@@ -26,6 +26,11 @@ STAGES: dict[str, Stage] = {
         "guardkit.generate.pipeline:generate",
         "generate a synthetic, self-reflected dataset from policies",
     ),
+    "train encoder": Stage(
+        "guardkit.train.config:EncoderTuningConfig",
+        "guardkit.train.contrastive:tune_encoder",
+        "tune the sentence encoder the guards share on the dataset's text pairs (contrastive, SetFit-style)",
+    ),
     "train task": Stage(
         "guardkit.train.config:TaskGuardConfig",
         "guardkit.train.task:train_task_guard",

@@ -104,6 +104,41 @@ class EncoderTrainingConfig(TrainingConfig):
     )
 
 
+@dataclass
+class EncoderTuningConfig:
+    """`guardkit train encoder`: the contrastive stage (SetFit-style) before the guards' heads."""
+
+    dataset: str = field(metadata={"help": "dataset folder written by `guardkit generate`, or its Hub dataset id"})
+    output: str = field(metadata={"help": "folder to write the tuned encoder to (sentence-transformers layout); pass it as --base_model of `train task|multitask`"})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset (branch, tag or commit)"})
+    base_model: str = field(
+        default=DEFAULT_ENCODER,
+        metadata={"help": "sentence encoder to tune: the shipped 'minilm-l6', or any id/folder AutoModel loads (its 1_Pooling says mean or cls)"},
+    )
+    # Measured on policy-bench (docs/benchmarks.md, "A contrastive stage before the heads").
+    pairs_per_policy: int = field(
+        default=400,
+        metadata={"help": "text pairs drawn per policy (same label: cosine 1, different labels: cosine 0); the time grows with it"},
+    )
+    example_share: float = field(
+        default=0.5, metadata={"help": "chance that a pair member is one of the policy's own examples or hard negatives rather than a dataset row"}
+    )
+    cross_share: float = field(
+        default=0.3,
+        metadata={
+            "help": "chance that a pair member is one of the policy's cross-policy rows (config 'multitask': texts of other policies "
+            "labelled under this one): pairs of a policy's unsafe texts with other policies' unsafe texts teach the encoder to keep them apart"
+        },
+    )
+    batch_size: int = field(default=32, metadata={"help": "pairs per optimiser step"})
+    learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (linear warmup, then linear decay)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of the steps spent warming the learning rate up"})
+    max_length: int = field(default=64, metadata={"help": "tokens per text in a pair (the guards later read 128-token windows)"})
+    seed: int = field(default=42, metadata={"help": "seed of the pair draw and of torch"})
+    license: str = field(default="apache-2.0", metadata={"help": "license of the tuned encoder; must be compatible with the base model's"})
+
+
 # kw_only: a required field may then follow the inherited ones that have defaults.
 @dataclass(kw_only=True)
 class TaskGuardConfig(EncoderTrainingConfig):
