@@ -115,6 +115,7 @@ def test_encoder_stage_separates_the_labels_and_feeds_a_task_guard(tmp_path, mea
     assert {"model.safetensors", "config.json", "tokenizer.json", "modules.json", "README.md", "training.yaml", RESULTS_FILE} <= {path.name for path in output.iterdir()}
     pooling = json.loads((output / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]  # the base's own pooling
+    assert json.loads((output / "sentence_bert_config.json").read_text())["max_seq_length"] == 128  # the tiny BERT's positions
     record = json.loads((output / RESULTS_FILE).read_text())
     assert record["pairs"] == 512 and record["loss_last_20_steps"] < record["loss_first_20_steps"]
     assert "library_name: sentence-transformers" in (output / "README.md").read_text()

@@ -126,7 +126,7 @@ def tune_encoder(config: EncoderTuningConfig) -> None:
     labelled = labelled_texts(config)
     pairs = draw_pairs(labelled, config.pairs_per_policy, config.example_share, config.cross_share, config.seed)
     base = resolve_model(config.base_model)
-    pooling = base_pooling(base) if Path(base).is_dir() else "mean"
+    pooling = base_pooling(base)
     torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -155,7 +155,7 @@ def tune_encoder(config: EncoderTuningConfig) -> None:
             progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
     model.eval()
     output = Path(config.output)
-    _save(model.cpu(), tokenizer, pooling, output, config, labelled, pairs, losses)
+    _save(model.cpu(), tokenizer, pooling, base, output, config, labelled, pairs, losses)
     print(f"encoder written to {output} ({len(pairs)} pairs over {len(labelled)} policies, {pooling} pooling)", file=sys.stderr)
 
 
@@ -169,7 +169,7 @@ def _check(config: EncoderTuningConfig) -> None:
         raise TrainingError("--batch_size must be at least 1, --learning_rate above 0 and --max_length at least 8")
 
 
-def _save(model, tokenizer, pooling: str, output: Path, config: EncoderTuningConfig, labelled, pairs, losses) -> None:
+def _save(model, tokenizer, pooling: str, base: str, output: Path, config: EncoderTuningConfig, labelled, pairs, losses) -> None:
     """The tuned encoder in the sentence-transformers layout, with its card, options and training record."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -183,7 +183,14 @@ def _save(model, tokenizer, pooling: str, output: Path, config: EncoderTuningCon
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
     ]
     (output / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
-    (output / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": config.max_length * 4, "do_lower_case": False}) + "\n", encoding="utf-8")
+    # The sequence length sentence-transformers reads at: the base's own setting where it has one.
+    base_settings = Path(base) / "sentence_bert_config.json"
+    settings = (
+        json.loads(base_settings.read_text(encoding="utf-8"))
+        if base_settings.is_file()
+        else {"max_seq_length": int(model.config.max_position_embeddings), "do_lower_case": False}
+    )
+    (output / "sentence_bert_config.json").write_text(json.dumps(settings) + "\n", encoding="utf-8")
     (output / "1_Pooling").mkdir(exist_ok=True)
     pooling_config = {
         "word_embedding_dimension": size,
