@@ -24,14 +24,6 @@ WORDS = "the report weather garden coffee river meeting budget train music windo
 MARKERS = {"jailbreak": "purple elephant protocol", "self_harm": "silver harbour signal"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _text(rng: random.Random, marker: str | None) -> str:
     words = [rng.choice(WORDS) for _ in range(rng.randint(4, 10))]
     if marker:
