@@ -137,3 +137,18 @@ def test_encoder_stage_refuses_a_policy_with_one_label(tmp_path, tiny_bert_dir):
         from guardkit.train.contrastive import tune_encoder
 
         tune_encoder(EncoderTuningConfig(dataset=str(dataset), output=str(tmp_path / "out"), base_model=str(tiny_bert_dir), pairs_per_policy=2))
+
+
+def test_a_guard_on_a_tuned_local_encoder_names_its_hub_ancestor(tmp_path):
+    from guardkit.train.card import render_guard_card
+
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "README.md").write_text("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\nlibrary_name: sentence-transformers\n---\n# tuned\n")
+    common = dict(kind="task", policies=[get_policy("jailbreak")], datasets=[], license="apache-2.0", threshold=0.5, calibration="0.5", max_length=128)
+    card = render_guard_card(base_model=str(encoder), **common)
+    # The Hub accepts only Hub ids as base_model: the folder's own Hub base, and the folder by name in the text.
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert f"`{encoder}` (itself tuned from [`sentence-transformers/all-MiniLM-L6-v2`]" in card.text
+    (encoder / "README.md").unlink()
+    assert render_guard_card(base_model=str(encoder), **common).data.base_model is None

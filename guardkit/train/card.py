@@ -89,6 +89,18 @@ def _eval_results(results: Sequence[CardResult], dataset: DatasetRef | None, con
     return entries
 
 
+def _hub_base_of(folder: Path) -> str | None:
+    """The Hub model a local model folder was tuned from, as its own card's front matter names it."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return None
+    try:
+        base = ModelCard.load(card).data.base_model
+    except ValueError:
+        return None
+    return base if isinstance(base, str) and not Path(base).exists() else None
+
+
 def placeholder_repo_id(model_name: str) -> str:
     """The repo the usage examples name when the guard's repo is not known yet (`guardkit publish` fills it in)."""
     return f"your-name/{model_name}"
@@ -132,14 +144,16 @@ def render_guard_card(
     thresholds = dict(thresholds or {})
     model_name = repo_id.split("/")[-1] if repo_id else f"guardkit-{kind}-{policies[0].id if len(policies) == 1 else 'guard'}"
     hub_datasets = [ref.id for ref in datasets if not Path(ref.id).is_absolute()]
-    # Card metadata takes Hub ids only; a local base model is named in the text alone.
+    # Card metadata takes Hub ids only: a local base model is named in the text, and in the metadata by the Hub
+    # model it was itself tuned from (a `guardkit train encoder` folder's card names it).
     base_model_on_hub = not Path(base_model).exists()
+    hub_ancestor = base_model if base_model_on_hub else _hub_base_of(Path(base_model))
     card_data = ModelCardData(
         language=["en"],
         license=license,
         library_name="transformers",
         pipeline_tag="text-classification" if kind != "judge" else "text-generation",
-        base_model=[name for name in merged_from if not Path(name).exists()] or (base_model if base_model_on_hub else None),
+        base_model=[name for name in merged_from if not Path(name).exists()] or hub_ancestor,
         datasets=hub_datasets or None,
         tags=["guardrails", "guardkit", "safety", "content-moderation", kind],
         model_name=model_name,
@@ -156,6 +170,7 @@ def render_guard_card(
         kind_summary=summary,
         base_model=base_model,
         base_model_on_hub=base_model_on_hub,
+        hub_ancestor=None if base_model_on_hub else hub_ancestor,
         dataset_names=hub_datasets,
         policies=list(policies),
         holdout_policies=list(holdout_policies),
