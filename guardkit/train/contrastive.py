@@ -3,9 +3,11 @@
 The first stage of SetFit (Tunstall et al., 2022, "Efficient Few-Shot Learning Without Prompts"): pairs of
 texts with the same label are pulled to cosine 1, pairs with different labels pushed to cosine 0 (mean squared
 error on the cosine of their pooled embeddings), so that a linear head on the tuned embedding separates what
-the base embedding mixed. Pairs are drawn within one policy at a time, never across: a text unsafe under one
-policy is out of another's scope, and so safe there. A share of each pair's members comes from the policy's
-hand-written examples and hard negatives, the most reliable labels there are.
+the base embedding mixed. Pairs are drawn under one policy at a time, each text labelled under that policy: a
+text unsafe under one policy is out of another's scope, and so safe there. A share of the members are the
+policy's cross-policy rows (other policies' texts, labelled under it), which keep one policy's unsafe texts
+apart from another's; a share are the policy's hand-written examples and hard negatives, the most reliable
+labels there are.
 
 One encoder for all policies keeps the guards of a run on one encoder: the TaskGuards' heads and the policy
 reader read it, and their UniGuard is that encoder with every head (no merge search to run). The folder is
@@ -26,7 +28,6 @@ import yaml
 
 from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.io import cross_policy_rows, load_guard_dataset
-from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
 from guardkit.policies import Policy
 from guardkit.pooling import base_pooling
@@ -37,7 +38,6 @@ from guardkit.train.config import EncoderTuningConfig
 CONFIG_FILE = "training.yaml"
 RESULTS_FILE = "contrastive_results.json"
 TEMPLATE = shipped_path("model_cards/encoder_card.md")
-UNSAFE = LABEL2ID["unsafe"]
 
 
 def _by_label(rows: list[tuple[str, int]]) -> dict[int, list[str]]:
