@@ -106,20 +106,13 @@ $(OUT)/configs/%.yaml: $(OUT)/configs/.split ;
 $(DATASET): $(call STAGE_CONFIG,generate)
 	$(REPRO) step generate $(OUT) -- $(GUARDKIT) generate --config $(OUT)/configs/generate.yaml --output $(OUT)/dataset
 
-# The contrastively tuned encoder every guard of the run reads (so their UniGuard needs no merge search).
-ENCODER := $(OUT)/encoder/contrastive_results.json
-
-$(ENCODER): $(DATASET) $(call STAGE_CONFIG,train_encoder)
-	$(REPRO) step train-encoder $(OUT) -- $(GUARDKIT) train encoder --config $(OUT)/configs/train_encoder.yaml \
-		--dataset $(OUT)/dataset --output $(OUT)/encoder
-
-$(OUT)/taskguards/%/guardkit.json: $(DATASET) $(ENCODER) $(call STAGE_CONFIG,train_task)
+$(OUT)/taskguards/%/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_task)
 	$(REPRO) step train-task-$* $(OUT) -- $(GUARDKIT) train task --config $(OUT)/configs/train_task.yaml \
-		--dataset $(OUT)/dataset --policy $* --base_model $(OUT)/encoder --output $(OUT)/taskguards/$*
+		--dataset $(OUT)/dataset --policy $* --output $(OUT)/taskguards/$*
 
-$(OUT)/multitask/guardkit.json: $(DATASET) $(ENCODER) $(call STAGE_CONFIG,train_multitask)
+$(OUT)/multitask/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_multitask)
 	$(REPRO) step train-multitask $(OUT) -- $(GUARDKIT) train multitask --config $(OUT)/configs/train_multitask.yaml \
-		--dataset $(OUT)/dataset --base_model $(OUT)/encoder --output $(OUT)/multitask
+		--dataset $(OUT)/dataset --output $(OUT)/multitask
 
 $(OUT)/judgeguard/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_judge)
 	$(REPRO) step train-judge $(OUT) -- $(GUARDKIT) train judge --config $(OUT)/configs/train_judge.yaml \
