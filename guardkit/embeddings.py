@@ -17,6 +17,19 @@ from guardkit.assets import resolve_model
 KNN_TEMPERATURE = 0.05
 
 
+def pool_and_normalise(hidden, attention_mask, pooling: str = "mean"):
+    """L2-normalised sentence embeddings from token states: the mean over the tokens the mask keeps, or the
+    first token's state for pooling "cls"."""
+    import torch
+
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
 class SentenceEncoder:
     """Mean-pooled, L2-normalised embeddings from a transformers encoder (sentence-transformers style).
 
@@ -55,10 +68,8 @@ class SentenceEncoder:
                 batch = self.tokenizer(
                     [texts[index] for index in members], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
                 ).to(self.device)
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-                embeddings[members] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+                pooled = pool_and_normalise(self.model(**batch).last_hidden_state, batch["attention_mask"])
+                embeddings[members] = pooled.float().cpu().numpy()
         return embeddings
 
 

@@ -28,6 +28,7 @@ import yaml
 
 from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.io import cross_policy_rows, load_guard_dataset
+from guardkit.embeddings import pool_and_normalise
 from guardkit.errors import GuardkitError
 from guardkit.policies import Policy
 from guardkit.pooling import base_pooling
@@ -105,17 +106,6 @@ def labelled_texts(config: EncoderTuningConfig) -> list[LabelledTexts]:
     return labelled
 
 
-def _pool(hidden, attention_mask, pooling: str):
-    import torch
-
-    if pooling == "cls":
-        pooled = hidden[:, 0]
-    else:
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-    return torch.nn.functional.normalize(pooled, dim=-1)
-
-
 def tune_encoder(config: EncoderTuningConfig) -> None:
     """Tune the base encoder on the dataset's pairs and write it to config.output."""
     import torch
@@ -137,7 +127,7 @@ def tune_encoder(config: EncoderTuningConfig) -> None:
 
     def embed(texts: list[str]):
         batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt").to(device)
-        return _pool(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
+        return pool_and_normalise(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
 
     model.train()
     losses = []
