@@ -191,13 +191,13 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
         pairs = [policies[policy_id].instruction() for policy_id in rows["policy"]]
     texts, labels = list(rows["text"]), list(rows["label"])
     sources = list(rows["source"]) if "source" in rows.column_names else [""] * len(rows)
-    weights = list(rows["weight"]) if "weight" in rows.column_names else [1.0] * len(rows)
+    row_weights = list(rows["weight"]) if "weight" in rows.column_names else [1.0] * len(rows)
     if pairs is None and config.safe_windows:
         safe = [text for text, label in zip(texts, labels) if label == SAFE]
         later = later_windows(tokenizer, safe, config.max_length)
-        texts, labels, sources, weights = texts + later, labels + [SAFE] * len(later), sources + [""] * len(later), weights + [1.0] * len(later)
+        texts, labels, sources, row_weights = texts + later, labels + [SAFE] * len(later), sources + [""] * len(later), row_weights + [1.0] * len(later)
     features = head_features(model, tokenizer, texts, config.max_length, batch_size, progress=True, pairs=pairs)
-    sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else weight for source, weight in zip(sources, weights)])
+    sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else weight for source, weight in zip(sources, row_weights)])
     weights, bias, accuracy = fit_logistic(features, np.asarray(labels), config.head_c, config.class_weighting, sample_weight)
     set_binary_head(model, weights, bias)
     return accuracy
