@@ -27,14 +27,14 @@ HEADLINE_ROWS = (
     ("robustness", "recall_drop", "recall drop under obfuscation (lower is better)"),
 )
 # Real text and policy following: (title, suite, dataset, policy, metric, lower is better), the mean over the matching rows of a
-# scorer; a dataset ending in "/" matches every dataset under it (each benign register, each cross-policy cell).
+# scorer; a dataset ending in "/" matches every dataset under it (each cross-policy cell).
 REAL_TEXT_ROWS = (
     ("offline-corpora harmful vs benign, AUPRC", "offline-corpora", "harmful-vs-benign", "any", "auprc", False),
     ("offline-corpora harmful vs benign, F1", "offline-corpora", "harmful-vs-benign", "any", "f1", False),
     ("offline-corpora harmful vs benign, recall at 1% FPR", "offline-corpora", "harmful-vs-benign", "any", "recall_at_1pct_fpr", False),
     ("offline-corpora injection vs benign, AUPRC", "offline-corpora", "injection-vs-benign", "any", "auprc", False),
     ("offline-corpora jailbreak vs benign, AUPRC", "offline-corpora", "jailbreak-vs-benign", "any", "auprc", False),
-    ("offline-corpora real benign requests, FPR (mean over registers)", "offline-corpora", "benign/", "any", "false_positive_rate", True),
+    ("offline-corpora real benign requests, FPR (all registers)", "offline-corpora", "benign", "any", "false_positive_rate", True),
     ("offline-corpora long benign documents (2-100 KB), FPR", "offline-corpora", "long-benign", "any", "false_positive_rate", True),
     ("policy-following cross-policy FPR (mean over policies)", "policy-following", "policy-bench/other policies", None, "mean_cross_policy_fpr", True),
     ("policy-following unseen policies, F1 (zero-shot)", "policy-following", "unseen-policies", "mean", "f1", False),

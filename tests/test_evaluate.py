@@ -544,6 +544,9 @@ def test_offline_corpora_score_the_eval_side_of_every_corpus(results):
         assert {row["metric"] for row in combined} == {"f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr"}
     registers = {row["dataset"] for row in rows_of(results, suite="offline-corpora", metric="false_positive_rate") if row["dataset"].startswith("benign/")}
     assert {"benign/chat-request", "benign/multi-turn", "benign/non-english", "benign/long-instruction"} <= registers
+    benign_evaluated = sum(data["evaluated"] for name, data in suite["data"].items() if name in CORPORA and CORPORA[name].kind == "benign")
+    pooled = rows_of(results, suite="offline-corpora", dataset="benign", policy="any", metric="false_positive_rate")
+    assert len(pooled) == 5 and {row["n"] for row in pooled} == {benign_evaluated}
     long_benign = suite["data"]["long-benign"]
     sizes = [document.size_bytes for document in long_benign_documents("eval")]
     assert long_benign["evaluated"] == len(sizes) and (long_benign["bytes_min"], long_benign["bytes_max"]) == (min(sizes), max(sizes))

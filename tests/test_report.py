@@ -100,16 +100,16 @@ def _real_text_rows() -> list[dict]:
         row("uniguard", "offline-corpora", "harmful-vs-benign", "any", "auprc", 0.9),
         row("uniguard", "offline-corpora", "harmful-vs-benign", "jailbreak", "auprc", 0.1),
         row("keyword", "offline-corpora", "harmful-vs-benign", "any", "auprc", 0.5),
-        row("uniguard", "offline-corpora", "benign/chat-request", "any", "false_positive_rate", 0.2),
-        row("uniguard", "offline-corpora", "benign/email", "any", "false_positive_rate", 0.4),
-        row("keyword", "offline-corpora", "benign/chat-request", "any", "false_positive_rate", 0.1),
+        row("uniguard", "offline-corpora", "benign", "any", "false_positive_rate", 0.3),
+        row("uniguard", "offline-corpora", "benign/email", "any", "false_positive_rate", 0.9),
+        row("keyword", "offline-corpora", "benign", "any", "false_positive_rate", 0.1),
         row("uniguard", "policy-following", "policy-bench/other policies", "jailbreak", "mean_cross_policy_fpr", 0.1),
         row("uniguard", "policy-following", "policy-bench/other policies", "self_harm", "mean_cross_policy_fpr", 0.3),
         row("jailbreak", "policy-following", "policy-bench/other policies", "jailbreak", "mean_cross_policy_fpr", 0.05),
     ]
 
 
-def test_real_text_table_averages_registers_and_policies_and_bolds_the_better_side():
+def test_real_text_table_averages_policies_reads_pooled_benign_and_bolds_the_better_side():
     results = _results()
     assert real_text_table(results) is None
     results["results"] += _real_text_rows()
@@ -117,7 +117,7 @@ def test_real_text_table_averages_registers_and_policies_and_bolds_the_better_si
         "| mean | UniGuard | TaskGuard | keyword |",
         "|---|---|---|---|",
         "| offline-corpora harmful vs benign, AUPRC | **0.900** | – | 0.500 |",
-        "| offline-corpora real benign requests, FPR (mean over registers) | 0.300 | – | **0.100** |",
+        "| offline-corpora real benign requests, FPR (all registers) | 0.300 | – | **0.100** |",
         "| policy-following cross-policy FPR (mean over policies) | 0.200 | **0.050** | – |",
     ]
 

@@ -8,7 +8,8 @@ own categories, and the long documents to --long_benign_examples, stratified by 
 
 Measured: recall on each harmful, injection and jailbreak corpus and on jailbreak-templates (the
 evaluation side's jailbreak templates, each wrapped around one of the sampled harmful requests), the
-false-positive rate on each benign corpus and on the benign texts of each register, the combined sets
+false-positive rate on each benign corpus, on the benign texts of each register and on all of them
+(benign), the combined sets
 harmful-vs-benign, injection-vs-benign and jailbreak-vs-benign (F1, FPR, AUPRC, recall at 1% FPR), and
 the FPR on long real benign documents (long-benign). A text counts as flagged when any evaluated policy
 flags it (policy "any"; scope policies such as banking_assistant, which flag every off-topic request, are left
@@ -46,6 +47,9 @@ from guardkit.evaluate.suites import register_suite
 
 NAME = "offline-corpora"
 LONG_BENIGN = "long-benign"
+# Every sampled benign text at once, the report's FPR: a mean over registers weighs a register of one text
+# like one of forty.
+ALL_BENIGN = "benign"
 TEMPLATED = "jailbreak-templates"
 COMBINED_METRICS = ("f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr")
 # The one policy a kind of attack is also scored under alone, where the run evaluates it.
@@ -191,6 +195,8 @@ def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, sa
         for under in kind_policies(kind) if rows else []:
             measure([row.text for row in rows], [_label(kind)] * len(rows), name, under)
     benign = [row for kind, rows in samples.values() if kind == "benign" for row in rows]
+    if benign:
+        measure([row.text for row in benign], [SAFE] * len(benign), ALL_BENIGN)
     for register in REGISTERS:
         texts = [row.text for row in benign if row.register == register]
         if texts:
