@@ -26,6 +26,7 @@ from guardkit.data.corpora import (
     CorpusError,
     corpus_info,
     installed,
+    is_everyday_source,
     jailbreak_templates,
     load_corpus_texts,
     long_benign_documents,
@@ -140,6 +141,15 @@ EXPECTED = {
 def test_each_reader_reads_exactly_its_fixture(name):
     texts = texts_of(name)
     assert {text: (row.category, row.register) for text, row in texts.items()} == EXPECTED[name]
+
+
+def test_a_rows_source_is_everyday_text_when_it_names_a_benign_corpus():
+    benign = [name for name, corpus in CORPORA.items() if corpus.kind == "benign"]
+    harmful = [name for name, corpus in CORPORA.items() if corpus.kind != "benign"]
+    assert benign and harmful
+    assert all(is_everyday_source(f"corpus:{name}") for name in benign)
+    assert not any(is_everyday_source(f"corpus:{name}") for name in harmful)
+    assert not is_everyday_source("generated") and not is_everyday_source("corpus:no-such-corpus") and not is_everyday_source(benign[0])
 
 
 def test_every_corpus_reads_its_fixture_into_clean_texts():

@@ -18,7 +18,7 @@ from guardkit.policy_reader import EVERYDAY_FILE, FEATURES, PolicyAnchors, Polic
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.multitask import train_multitask_guard
-from guardkit.train.reader_data import reader_training_rows
+from guardkit.train.reader_data import background_rows, reader_training_rows
 
 # ---------------------------------------------------------------- features
 
@@ -93,6 +93,13 @@ def test_training_rows_keep_everyday_texts_apart_and_weigh_the_background():
     assert same == everyday and again["text"] == rows["text"]
 
 
+def test_background_rows_are_the_default_configs_safe_rows_the_multitask_config_lacks():
+    multitask = _rows([("bad one", 1, "p", "generated"), ("fine one", 0, "p", "generated")])
+    default = _rows([("bad one", 1, "p", "generated"), ("fine one", 0, "p", "generated"), ("fine one", 0, "q", "corpus:chat"), ("weather?", 0, "p", "corpus:chat")])
+    found = background_rows(multitask, default)
+    assert list(zip(found["text"], found["policy"])) == [("fine one", "q"), ("weather?", "p")]
+
+
 def test_training_rows_without_background_use_the_safe_corpus_texts_or_say_what_to_do():
     corpus = [(f"question {index}", 0, "p", "corpus:chat") for index in range(10)]
     multitask = _rows([("bad one", 1, "p", "generated"), *corpus])
@@ -107,6 +114,12 @@ def test_training_rows_without_background_use_the_safe_corpus_texts_or_say_what_
 
 POLICIES = ("violent_crimes", "self_harm")
 OPENERS = ("", "Quick question: ", "Please answer: ", "Be honest. ", "I need this today: ")
+VALIDATION_EVERYDAY = [
+    f"{opener}What is a good {thing} for a {occasion}?"
+    for opener in ("", "Hi! ", "Quick one: ")
+    for thing in ("gift", "song", "game", "snack", "book")
+    for occasion in ("birthday", "picnic", "road trip", "rainy day")
+]
 
 
 def _variants(texts, count):
@@ -133,7 +146,10 @@ def write_reader_dataset(folder):
         if split == "train":
             rows += [{"text": long_row, "label": 0, "policy": policy_id, "source": "corpus:chat"} for policy_id in POLICIES]
         background = [{"text": text, "label": 0, "policy": policy_id, "source": "corpus:chat"} for policy_id in POLICIES for text in everyday]
-        splits[("default", split)] = rows + (background if split == "train" else [])
+        if split == "validation":
+            # Enough rows of a registered benign corpus for the everyday thresholds.
+            background = [{"text": text, "label": 0, "policy": policy_id, "source": "corpus:chatterbot-en"} for policy_id in POLICIES for text in VALIDATION_EVERYDAY]
+        splits[("default", split)] = rows + (background if split != "test" else [])
         splits[("multitask", split)] = rows
     return write_dataset_folder(folder, splits, POLICIES)
 
@@ -158,6 +174,13 @@ def test_reader_guard_folder(reader_guard):
     assert len(minutes) >= 3 and all(text.startswith("minutes of meeting") or "the budget" in text for text in minutes)
     results = json.loads((reader_guard / EVAL_RESULTS_FILE).read_text())
     assert results["test"]["all"]["f1"] >= 0.8
+    # Everyday thresholds (the default): each policy's at least 0.5 and flagging at most 2% of its everyday rows.
+    guard = Guard.from_pretrained(reader_guard)
+    for policy_id in POLICIES:
+        assert results["thresholds"][policy_id]["objective"] == "everyday_fpr"
+        threshold = manifest["thresholds"][policy_id]
+        assert threshold >= 0.5 and np.mean(guard.score(VALIDATION_EVERYDAY, policy=policy_id) >= threshold) <= 0.02
+    assert manifest["threshold"] == 0.5  # a policy it never saw
     card = ModelCard.load(reader_guard / "README.md")
     assert "policy reader" in card.text and "17 everyday corpus texts" in card.text and "Score it with guardkit" in card.text
 

@@ -19,9 +19,10 @@ from guardkit.config import parse_config
 from guardkit.data.io import SPLITS
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
-from guardkit.train.calibration import CalibrationError, calibrate_threshold, threshold_metrics, threshold_rule
+from guardkit.train.calibration import CalibrationError, calibrate_threshold, everyday_calibration, threshold_metrics, threshold_rule
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
 from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
+from guardkit.train.encoder import calibrate_per_policy
 from guardkit.train.judge import train_judge_guard
 from guardkit.train.multitask import train_multitask_guard
 from guardkit.train.task import train_task_guard
@@ -112,8 +113,38 @@ def test_threshold_rule_calibrates_on_validation_or_keeps_the_heads_boundary():
     assert threshold_rule("validation")(labels, scores).threshold == calibrate_threshold(labels, scores).threshold
     uncalibrated = threshold_rule("none", target_fpr=0.0)(labels, scores)
     assert uncalibrated.threshold == 0.5 and uncalibrated.metrics.fpr == 0.5
-    with pytest.raises(CalibrationError, match="calibration must be one of validation, none"):
+    with pytest.raises(CalibrationError, match="calibration must be one of validation, none, everyday"):
         threshold_rule("median")
+
+
+def test_everyday_calibration_raises_the_boundary_until_few_everyday_texts_are_flagged():
+    rng = np.random.default_rng(0)
+    everyday_scores = rng.uniform(0.0, 0.9, size=200)
+    labels = np.r_[np.zeros(200, dtype=int), np.ones(20, dtype=int), np.zeros(20, dtype=int)]
+    scores = np.r_[everyday_scores, np.full(20, 0.95), np.full(20, 0.99)]  # the last safe rows are no everyday text
+    everyday = np.r_[np.ones(200, dtype=bool), np.zeros(40, dtype=bool)]
+    for target in (0.02, 0.1):
+        calibration = everyday_calibration(labels, scores, everyday, target)
+        assert calibration.objective == "everyday_fpr" and calibration.target_fpr == target
+        assert np.mean(everyday_scores >= calibration.threshold) <= target < np.mean(everyday_scores >= calibration.threshold - 0.01)
+    assert threshold_rule("everyday")(labels, scores, everyday).threshold == everyday_calibration(labels, scores, everyday, 0.02).threshold
+    # Never below the heads' own boundary, which already flags fewer than the target here.
+    quiet = everyday_calibration(labels, np.r_[everyday_scores / 3, scores[200:]], everyday, 0.02)
+    assert quiet.threshold == 0.5
+    # Too few everyday rows, or none known (a policy the guard never saw): the boundary as it is.
+    assert everyday_calibration(labels[160:], scores[160:], everyday[160:]).objective == "fixed"
+    assert threshold_rule("everyday")(labels, scores).threshold == 0.5
+    with pytest.raises(CalibrationError, match="every row"):
+        everyday_calibration(labels, scores, everyday[1:])
+
+
+def test_per_policy_calibration_reads_each_policys_everyday_rows():
+    labels = np.r_[np.zeros(100, dtype=int), np.ones(5, dtype=int), np.zeros(100, dtype=int), np.ones(5, dtype=int)]
+    scores = np.r_[np.linspace(0.0, 0.99, 100), np.full(5, 0.995), np.linspace(0.0, 0.4, 100), np.full(5, 0.9)]
+    policies = np.array(["loud"] * 105 + ["quiet"] * 105)
+    everyday = labels == 0
+    overall, per_policy = calibrate_per_policy(labels, scores, policies, threshold_rule("everyday"), everyday)
+    assert per_policy["loud"].threshold > 0.96 and per_policy["quiet"].threshold == 0.5 and overall.threshold == 0.5
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guardkit.merge.methods import METHODS
-from guardkit.train.calibration import CALIBRATIONS
+from guardkit.merge.recipe import MERGE_CALIBRATIONS
 
 SAMPLERS = ("tpe", "cmaes")
 OBJECTIVES = ("mean_f1", "min_f1")
@@ -102,7 +102,7 @@ class MergeConfig:
         metadata={
             "help": "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split, "
             "in the search objective and in the saved guard; none: 0.5 for every policy, the class-balanced heads' own boundary",
-            "choices": list(CALIBRATIONS),
+            "choices": list(MERGE_CALIBRATIONS),
         },
     )
     target_fpr: float | None = field(

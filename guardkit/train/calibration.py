@@ -18,10 +18,17 @@ class CalibrationError(GuardkitError):
     """Scores and labels from which no threshold can be chosen (e.g. a split with one class only)."""
 
 
-# validation: max F1 (or the best recall at a target FPR) on the validation split; none: UNCALIBRATED_THRESHOLD.
-CALIBRATIONS = ("validation", "none")
+# validation: max F1 (or the best recall at a target FPR) on the validation split; none: UNCALIBRATED_THRESHOLD;
+# everyday: raised above UNCALIBRATED_THRESHOLD until at most a target share of the validation split's everyday
+# texts (real benign requests, `guardkit.data.corpora.is_everyday_source`) is flagged.
+CALIBRATIONS = ("validation", "none", "everyday")
 # A class-balanced head's own boundary: where it was fitted to put equal odds.
 UNCALIBRATED_THRESHOLD = 0.5
+# A text is flagged when any of a deployment's policies flags it: ten harm policies at 2% of everyday text each
+# flag up to a fifth of it.
+DEFAULT_EVERYDAY_FPR = 0.02
+# Fewer everyday rows than this cannot place a 2% quantile: the policy keeps UNCALIBRATED_THRESHOLD.
+MIN_EVERYDAY_ROWS = 50
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class ThresholdMetrics:
 class Calibration:
     """A chosen threshold, the rule that chose it and what it gives on the calibration set."""
 
-    objective: str  # "max_f1", "target_fpr" or "fixed"
+    objective: str  # "max_f1", "target_fpr", "everyday_fpr" or "fixed"
     target_fpr: float | None
     metrics: ThresholdMetrics
 
@@ -56,6 +63,8 @@ class Calibration:
         """How the threshold was chosen and what it gave, in words (for cards and logs)."""
         if self.objective == "target_fpr":
             rule = f"best recall at FPR <= {self.target_fpr:g}"
+        elif self.objective == "everyday_fpr":
+            rule = f"0.5, raised until at most {self.target_fpr:g} of the everyday validation texts is flagged"
         else:
             rule = {"max_f1": "maximum F1", "fixed": "fixed (the class-balanced head's own boundary)"}[self.objective]
         metrics = self.metrics
@@ -87,12 +96,41 @@ def fixed_calibration(labels: Sequence[int], scores: Sequence[float], threshold:
     return Calibration("fixed", None, threshold_metrics(labels, scores, threshold))
 
 
-def threshold_rule(calibration: str, target_fpr: float | None = None) -> Callable[[Sequence[int], Sequence[float]], Calibration]:
-    """How a threshold is chosen from (labels, scores) under one of CALIBRATIONS."""
+def everyday_calibration(labels: Sequence[int], scores: Sequence[float], everyday: Sequence[bool], target_fpr: float | None = None) -> Calibration:
+    """UNCALIBRATED_THRESHOLD, or higher where more than `target_fpr` (DEFAULT_EVERYDAY_FPR) of the `everyday` rows
+    would be flagged; with fewer than MIN_EVERYDAY_ROWS of them, UNCALIBRATED_THRESHOLD as a fixed calibration."""
+    y, s = _as_arrays(labels, scores)
+    mask = np.asarray(everyday, dtype=bool)
+    if mask.shape != y.shape:
+        raise CalibrationError(f"the everyday mask must mark every row, got {mask.shape} for {y.shape}")
+    fpr = DEFAULT_EVERYDAY_FPR if target_fpr is None else target_fpr
+    if not 0.0 <= fpr < 1.0:
+        raise CalibrationError(f"target FPR must lie in [0, 1), got {fpr}")
+    ordinary = np.sort(s[mask & (y == 0)])[::-1]
+    if len(ordinary) < MIN_EVERYDAY_ROWS:
+        return fixed_calibration(y, s, UNCALIBRATED_THRESHOLD)
+    # Flag at most floor(fpr * n) of them: the threshold sits just above the next one down.
+    allowed = int(np.floor(fpr * len(ordinary)))
+    threshold = max(UNCALIBRATED_THRESHOLD, min(1.0, float(np.nextafter(ordinary[allowed], np.inf))))
+    return Calibration("everyday_fpr", fpr, threshold_metrics(y, s, threshold))
+
+
+def threshold_rule(calibration: str, target_fpr: float | None = None) -> Callable[..., Calibration]:
+    """How a threshold is chosen from (labels, scores, everyday mask) under one of CALIBRATIONS. Only "everyday"
+    reads the mask (which rows are real everyday texts); without one it keeps UNCALIBRATED_THRESHOLD, as for a
+    policy the guard never saw, whose everyday scores no one has measured."""
     if calibration == "validation":
-        return lambda labels, scores: calibrate_threshold(labels, scores, target_fpr)
+        return lambda labels, scores, everyday=None: calibrate_threshold(labels, scores, target_fpr)
     if calibration == "none":
-        return lambda labels, scores: fixed_calibration(labels, scores, UNCALIBRATED_THRESHOLD)
+        return lambda labels, scores, everyday=None: fixed_calibration(labels, scores, UNCALIBRATED_THRESHOLD)
+    if calibration == "everyday":
+
+        def choose(labels, scores, everyday=None):
+            if everyday is None:
+                return fixed_calibration(labels, scores, UNCALIBRATED_THRESHOLD)
+            return everyday_calibration(labels, scores, everyday, target_fpr)
+
+        return choose
     raise CalibrationError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got '{calibration}'")
 
 

@@ -11,7 +11,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 CALIBRATION_HELP = (
     "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split; "
-    "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text)"
+    "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text); "
+    "everyday: 0.5, raised per policy until at most --target_fpr (default 0.02) of the validation split's real everyday "
+    "texts (benign corpus rows) is flagged; policies the guard never saw keep 0.5"
 )
 
 
@@ -34,7 +36,10 @@ class TrainingConfig:
     )
     target_fpr: float | None = field(
         default=None,
-        metadata={"help": "calibrate the threshold to the best recall at this false-positive rate on validation (default: maximise F1)"},
+        metadata={
+            "help": "calibrate the threshold to the best recall at this false-positive rate on validation (default: maximise F1); "
+            "with --calibration everyday: the share of everyday validation texts a policy may flag (default 0.02)"
+        },
     )
     precision: str = field(
         default="auto",
@@ -191,7 +196,9 @@ class MultiTaskGuardConfig(EncoderTrainingConfig):
     )
     # Validation thresholds (max F1 on synthetic rows) made the reader flag more real text: offline-corpora benign
     # FPR 0.86 against 0.61 at 0.5, harmful-vs-benign AUPRC 0.75 against 0.80 (docs/benchmarks.md, "Policy reader").
-    calibration: str = field(default="none", metadata={"help": CALIBRATION_HELP})
+    # At 0.5 it flagged 43% of real benign requests; everyday thresholds (docs/benchmarks.md, "The MultiTaskGuard's
+    # everyday thresholds") took that to 25% and policy-bench F1 0.798 -> 0.811.
+    calibration: str = field(default="everyday", metadata={"help": CALIBRATION_HELP})
     max_length: int = field(
         default=160,
         metadata={"help": "tokens per (instruction, text) pair; a rule instruction takes 10-30 tokens, the text gets the rest"},

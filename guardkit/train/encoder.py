@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, concatenate_datasets
 
 from guardkit.assets import hub_id_of, resolve_model
+from guardkit.data.corpora import is_everyday_source
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
 from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
@@ -51,6 +52,9 @@ class EncoderGuardSpec:
     holdout_policies: Sequence[str] = ()
     training_notes: tuple[str, ...] = ()  # extra lines for the card (what the pairs were made of)
     everyday: tuple[str, ...] = ()  # policy_reader: the everyday reference texts the guard keeps
+    # Calibration "everyday": real everyday validation rows the validation split lacks (a multitask dataset's
+    # background rows live in config "default").
+    everyday_validation: Dataset | None = None
 
     @property
     def reads_pairs(self) -> bool:
@@ -239,17 +243,30 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
 
 
 def calibrate_per_policy(
-    labels: np.ndarray, scores: np.ndarray, policy_column: np.ndarray, choose: Callable[[np.ndarray, np.ndarray], Calibration]
+    labels: np.ndarray, scores: np.ndarray, policy_column: np.ndarray, choose: Callable[..., Calibration], everyday: np.ndarray | None = None
 ) -> tuple[Calibration, dict[str, Calibration]]:
     """One threshold over every row (for policies the guard never saw) and one per policy whose rows hold both
-    labels, each `choose(labels, scores)`."""
+    labels, each `choose(labels, scores)`; the per-policy ones also get the policy's rows of the `everyday` mask."""
     overall = choose(labels, scores)
     per_policy = {}
     for policy_id in dict.fromkeys(policy_column.tolist()):
         rows = policy_column == policy_id
         if len(set(labels[rows].tolist())) == 2:
-            per_policy[policy_id] = choose(labels[rows], scores[rows])
+            per_policy[policy_id] = choose(labels[rows], scores[rows], None if everyday is None else everyday[rows])
     return overall, per_policy
+
+
+def _calibration_rows(guard: Guard, splits: DatasetDict, spec: EncoderGuardSpec, all_policies: dict[str, Policy], calibration: str, batch_size: int):
+    """(labels, scores, policy column, everyday mask or None) of the rows the thresholds are chosen on: the
+    validation split, and for calibration "everyday" the spec's extra everyday validation rows."""
+    rows = splits["validation"]
+    if calibration == "everyday" and spec.everyday_validation is not None and len(spec.everyday_validation):
+        rows = concatenate_datasets([rows.select_columns(["text", "label", "policy", "source"]), spec.everyday_validation.select_columns(["text", "label", "policy", "source"])])
+    labels = np.asarray(rows["label"])
+    everyday = None
+    if calibration == "everyday":
+        everyday = (labels == SAFE) & np.asarray([is_everyday_source(source) for source in rows["source"]], dtype=bool)
+    return labels, _score(guard, rows, spec, all_policies, batch_size), np.asarray(rows["policy"]), everyday
 
 
 def train_encoder_guard(
@@ -352,11 +369,8 @@ def train_encoder_guard(
         reader=reader.to_dict() if reader else None,
     )
     guard = Guard(model, tokenizer, manifest, {policy.id: policy for policy in spec.policies}, everyday=spec.everyday)
-    validation = splits["validation"]
-    validation_scores = _score(guard, validation, spec, all_policies, eval_batch)
-    calibration, per_policy = calibrate_per_policy(
-        np.asarray(validation["label"]), validation_scores, np.asarray(validation["policy"]), choose_threshold
-    )
+    labels, scores, policy_column, everyday = _calibration_rows(guard, splits, spec, all_policies, config.calibration, eval_batch)
+    calibration, per_policy = calibrate_per_policy(labels, scores, policy_column, choose_threshold, everyday)
     thresholds = {policy_id: value.threshold for policy_id, value in per_policy.items() if policy_id in manifest.policies}
     manifest.thresholds = thresholds
     results = _evaluate_test(guard, splits.get("test"), spec, all_policies, manifest, eval_batch)

@@ -8,7 +8,7 @@ from guardkit.data.io import load_guard_dataset
 from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
-from guardkit.train.reader_data import reader_training_rows
+from guardkit.train.reader_data import background_rows, reader_training_rows
 from guardkit.train.rule_pairs import build_rule_pairs
 
 PAIR_INPUTS = {"reader": "policy_reader", "rule": "rule_pair", "instruction": "instruction_pair"}
@@ -40,10 +40,14 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
     if config.policy_examples and config.pair_input != "reader":
         splits = with_policy_examples(splits, [policies[policy_id] for policy_id in trained])
     training_rows, notes, everyday = None, (), ()
+    everyday_validation = None
+    if config.pair_input == "reader" or config.calibration == "everyday":
+        default = load_guard_dataset(config.dataset, "default", revision=config.dataset_revision)[0]
+        default = default.filter(lambda policy: policy in kept, input_columns="policy", desc="default: trained policies")
+        if config.calibration == "everyday":
+            everyday_validation = background_rows(splits["validation"], default["validation"])
     if config.pair_input == "reader":
-        default_train = load_guard_dataset(config.dataset, "default", revision=config.dataset_revision)[0]["train"]
-        default_train = default_train.filter(lambda policy: policy in kept, input_columns="policy", desc="default: trained policies")
-        rows, everyday = reader_training_rows(splits["train"], default_train, config.everyday_texts, config.everyday_share, config.seed)
+        rows, everyday = reader_training_rows(splits["train"], default["train"], config.everyday_texts, config.everyday_share, config.seed)
         training_rows = DatasetDict({"train": rows, "validation": splits["validation"]})
         notes = (
             f"The policy reader was fitted on {len(rows)} rows ({sum(weight == 1.0 for weight in rows['weight'])} multitask rows, the rest "
@@ -70,5 +74,6 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
         holdout_policies=holdout,
         training_notes=notes,
         everyday=everyday,
+        everyday_validation=everyday_validation,
     )
     train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)], training_rows=training_rows)

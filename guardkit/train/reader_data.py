@@ -20,14 +20,20 @@ from guardkit.train.common import TrainingError
 MIN_EVERYDAY = 8
 
 
+def background_rows(multitask: Dataset, default: Dataset) -> Dataset:
+    """The safe rows of config "default" that the same split of config "multitask" lacks: its everyday background."""
+    in_multitask = set(zip(multitask["policy"], multitask["text"]))
+    return default.filter(
+        lambda text, policy, label: label == 0 and (policy, text) not in in_multitask, input_columns=["text", "policy", "label"], desc="background rows"
+    )
+
+
 def reader_training_rows(multitask: Dataset, default: Dataset, everyday_texts: int, everyday_share: float, seed: int) -> tuple[Dataset, tuple[str, ...]]:
     """(rows with a `weight` column, everyday reference texts) from the train splits of both configs."""
     if everyday_share < 0:
         raise TrainingError(f"--everyday_share must be 0 or more, got {everyday_share}")
-    in_multitask = set(zip(multitask["policy"], multitask["text"]))
-    background = [
-        (text, policy) for text, policy, label in zip(default["text"], default["policy"], default["label"]) if label == 0 and (policy, text) not in in_multitask
-    ]
+    found = background_rows(multitask, default)
+    background = list(zip(found["text"], found["policy"]))
     pool = list(dict.fromkeys(text for text, _ in background))
     if not pool:
         # A dataset generated without background rows: its safe corpus texts are the everyday texts it has.

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from guardkit.data.schema import CORPUS_SOURCE_PREFIX
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.decontamination import NearDuplicateIndex, normalise
 
@@ -358,6 +359,12 @@ def _withheld(texts: Iterable[CorpusText], roots: Mapping[str, str | Path] | Non
         return set()
     index = _evaluation_side(_roots_key(roots))
     return {text.uid for text in train if index.match(text.text) is not None}
+
+
+def is_everyday_source(source: str) -> bool:
+    """Whether a dataset row's source (`corpus:<name>`) names a benign corpus: a real everyday text."""
+    name = source.removeprefix(CORPUS_SOURCE_PREFIX)
+    return name != source and name in CORPORA and CORPORA[name].kind == "benign"
 
 
 def load_corpus_texts(
