@@ -261,12 +261,11 @@ def _calibration_rows(guard: Guard, splits: DatasetDict, spec: EncoderGuardSpec,
     validation split, and for calibration "everyday" the spec's extra everyday validation rows."""
     rows = splits["validation"]
     if calibration == "everyday" and spec.everyday_validation is not None and len(spec.everyday_validation):
-        rows = concatenate_datasets([rows.select_columns(["text", "label", "policy", "source"]), spec.everyday_validation.select_columns(["text", "label", "policy", "source"])])
-    labels = np.asarray(rows["label"])
-    everyday = None
-    if calibration == "everyday":
-        everyday = (labels == SAFE) & np.asarray([is_everyday_source(source) for source in rows["source"]], dtype=bool)
-    return labels, _score(guard, rows, spec, all_policies, batch_size), np.asarray(rows["policy"]), everyday
+        columns = ["text", "label", "policy", "source"]
+        rows = concatenate_datasets([rows.select_columns(columns), spec.everyday_validation.select_columns(columns)])
+    # The calibration itself keeps the safe ones among these rows.
+    everyday = np.asarray([is_everyday_source(source) for source in rows["source"]], dtype=bool) if calibration == "everyday" else None
+    return np.asarray(rows["label"]), _score(guard, rows, spec, all_policies, batch_size), np.asarray(rows["policy"]), everyday
 
 
 def train_encoder_guard(
