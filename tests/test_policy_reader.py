@@ -75,7 +75,8 @@ def test_manifest_pairs_the_reader_with_its_input_format():
 
 
 def _rows(entries):
-    return Dataset.from_dict({name: [entry[index] for entry in entries] for index, name in enumerate(("text", "label", "policy", "source"))})
+    columns = {name: [entry[index] for entry in entries] for index, name in enumerate(("text", "label", "policy", "source"))}
+    return Dataset.from_dict({**columns, "rules": [[] for _ in entries]})
 
 
 def test_training_rows_keep_everyday_texts_apart_and_weigh_the_background():
@@ -183,6 +184,8 @@ def test_reader_guard_folder(reader_guard):
     assert manifest["threshold"] == 0.5  # a policy it never saw
     card = ModelCard.load(reader_guard / "README.md")
     assert "policy reader" in card.text and "17 everyday corpus texts" in card.text and "Score it with guardkit" in card.text
+    # Its rows record no rules: the one policy it can compose is the union of both, every row placed by its label.
+    assert "of 1 composed policies (1 of 2 members)" in card.text
 
 
 def test_reader_guard_reads_a_policy_it_never_saw_from_its_examples(reader_guard):

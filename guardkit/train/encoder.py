@@ -27,6 +27,7 @@ from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
 from guardkit.train.calibration import Calibration, score_summary, threshold_metrics, threshold_rule
 from guardkit.train.card import CardResult, render_guard_card
+from guardkit.train.composed_policies import ROWS_PER_POLICY as COMPOSED_ROWS_PER_POLICY, ReaderRows, compose_policies
 from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
 from guardkit.train.config import EncoderTrainingConfig
 from guardkit.pooling import add_mean_pooling, resolve_pooling, supports_mean_pooling
@@ -55,6 +56,10 @@ class EncoderGuardSpec:
     # Calibration "everyday": real everyday validation rows the validation split lacks (a multitask dataset's
     # background rows live in config "default").
     everyday_validation: Dataset | None = None
+    # policy_reader: policies composed from the trained ones' rules (`guardkit.train.composed_policies`) the reader
+    # is also fitted on, and the weight of their rows as a share of the plain rows'.
+    composed_policies: int = 0
+    composed_share: float = 0.0
 
     @property
     def reads_pairs(self) -> bool:
@@ -207,10 +212,13 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
     return accuracy
 
 
-def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, batch_size: int) -> tuple[PolicyReader, float]:
+def fit_reader(
+    model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, batch_size: int
+) -> tuple[PolicyReader, float, tuple[str, ...]]:
     """Fit the policy reader on the frozen encoder's embeddings of `rows` (a `weight` column, when present, weighs
     them), each read under its own policy against the other trained policies' unsafe examples and the everyday
-    texts; returns it and its training accuracy. The classifier head is zeroed: the reader makes the scores."""
+    texts, and on the rows of `spec.composed_policies` policies composed from the trained ones (rows' `rules`);
+    returns it, its training accuracy and card lines. The classifier head is zeroed: the reader makes the scores."""
 
     def embed(texts: list[str]):
         return unit_rows(head_features(model, tokenizer, texts, config.max_length, batch_size))
@@ -219,6 +227,7 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
     everyday = embed(list(spec.everyday))
     texts, labels, policies = list(rows["text"]), list(rows["label"]), list(rows["policy"])
     weights = list(rows["weight"]) if "weight" in rows.column_names else [1.0] * len(texts)
+    rules = [list(value) for value in rows["rules"]] if "rules" in rows.column_names else [[] for _ in texts]
     if config.safe_windows:
         cut = {text: later_windows(tokenizer, [text], config.max_length) for text, label in zip(rows["text"], rows["label"]) if label == SAFE}
         for text, label, policy_id, weight in list(zip(texts, labels, policies, weights)):
@@ -227,6 +236,7 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
             labels += [SAFE] * len(later)
             policies += [policy_id] * len(later)
             weights += [weight] * len(later)
+            rules += [[] for _ in later]
     # The background rows repeat one text under many policies: each distinct text is embedded once.
     distinct = list(dict.fromkeys(texts))
     position = {text: index for index, text in enumerate(distinct)}
@@ -237,9 +247,28 @@ def fit_reader(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, s
     for policy_id in dict.fromkeys(policy_column.tolist()):
         members = np.flatnonzero(policy_column == policy_id)
         features[members] = reader_features(embeddings[members], reference[policy_id], background_of(reference, policy_id), everyday)
-    reader, accuracy = fit_policy_reader(features, labels, config.head_c, np.asarray(weights, dtype=np.float64))
+    labels, weights = np.asarray(labels), np.asarray(weights, dtype=np.float64)
+    notes: tuple[str, ...] = ()
+    if spec.composed_policies > 0:
+        composed = compose_policies(
+            ReaderRows(embeddings, texts, labels, policy_column, rules),
+            reference,
+            {policy.id: policy for policy in spec.policies},
+            everyday,
+            spec.composed_policies,
+            COMPOSED_ROWS_PER_POLICY,
+            config.seed,
+        )
+        if len(composed.labels):
+            # Each composed row keeps its source row's weight; together they weigh `composed_share` of the plain rows.
+            composed_weights = weights[composed.rows]
+            composed_weights *= spec.composed_share * weights.sum() / composed_weights.sum()
+            features = np.vstack([features, composed.features])
+            labels, weights = np.concatenate([labels, composed.labels]), np.concatenate([weights, composed_weights])
+        notes = (composed.note(),)
+    reader, accuracy = fit_policy_reader(features, labels, config.head_c, weights)
     set_binary_head(model, np.zeros(final_linear(model).in_features, dtype=np.float32), 0.0)
-    return reader, accuracy
+    return reader, accuracy, notes
 
 
 def calibrate_per_policy(
@@ -301,7 +330,8 @@ def train_encoder_guard(
             raise TrainingError("the policy reader reads the base encoder's sentence embeddings as they are; train it with --epochs 0")
         # Kept as window-sized passages, each everyday text is one window at inference as it is here.
         spec = dataclasses.replace(spec, everyday=tuple(window_texts(tokenizer, list(spec.everyday), config.max_length)))
-        reader, head_accuracy = fit_reader(model, training_rows["train"], tokenizer, config, spec, eval_batch)
+        reader, head_accuracy, notes = fit_reader(model, training_rows["train"], tokenizer, config, spec, eval_batch)
+        spec = dataclasses.replace(spec, training_notes=spec.training_notes + notes)
     elif config.head_init == "prototype":
         head_accuracy = fit_prototype_head(model, training_rows["train"], tokenizer, config, spec, all_policies, eval_batch)
     elif config.head_init != "random":

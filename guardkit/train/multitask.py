@@ -19,6 +19,8 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
     --holdout_policies stay out of train and validation."""
     if config.pair_input not in PAIR_INPUTS:
         raise TrainingError(f"--pair_input must be one of {', '.join(PAIR_INPUTS)}, got '{config.pair_input}'")
+    if config.composed_policies < 0 or config.composed_share < 0:
+        raise TrainingError(f"--composed_policies and --composed_share must be 0 or more, got {config.composed_policies} and {config.composed_share}")
     splits, policies = load_guard_dataset(config.dataset, "multitask", revision=config.dataset_revision)
     present = list(dict.fromkeys(splits["train"]["policy"]))
     holdout = [part.strip() for part in (config.holdout_policies or "").split(",") if part.strip()]
@@ -75,5 +77,7 @@ def train_multitask_guard(config: MultiTaskGuardConfig) -> None:
         training_notes=notes,
         everyday=everyday,
         everyday_validation=everyday_validation,
+        composed_policies=config.composed_policies if config.pair_input == "reader" else 0,
+        composed_share=config.composed_share,
     )
     train_encoder_guard(config, spec, splits, policies, [dataset_ref(config.dataset, config.dataset_revision)], training_rows=training_rows)

@@ -29,7 +29,7 @@ def background_rows(multitask: Dataset, default: Dataset) -> Dataset:
 
 
 def reader_training_rows(multitask: Dataset, default: Dataset, everyday_texts: int, everyday_share: float, seed: int) -> tuple[Dataset, tuple[str, ...]]:
-    """(rows with a `weight` column, everyday reference texts) from the train splits of both configs."""
+    """(rows with `rules` and `weight` columns, everyday reference texts) from the train splits of both configs."""
     if everyday_share < 0:
         raise TrainingError(f"--everyday_share must be 0 or more, got {everyday_share}")
     found = background_rows(multitask, default)
@@ -45,10 +45,14 @@ def reader_training_rows(multitask: Dataset, default: Dataset, everyday_texts: i
         )
     everyday = tuple(sorted(pool, key=lambda text: stable_fraction(seed, "everyday", text))[:everyday_texts])
     kept = set(everyday)
-    rows = [(text, label, policy, 1.0) for text, label, policy in zip(multitask["text"], multitask["label"], multitask["policy"]) if text not in kept]
+    rows = [
+        (text, label, policy, list(rules), 1.0)
+        for text, label, policy, rules in zip(multitask["text"], multitask["label"], multitask["policy"], multitask["rules"])
+        if text not in kept
+    ]
     extra = [(text, 0, policy) for text, policy in background if text not in kept]
     if extra and everyday_share > 0:
         weight = everyday_share * len(rows) / len(extra)
-        rows += [(text, label, policy, weight) for text, label, policy in extra]
-    columns = {"text": [row[0] for row in rows], "label": [row[1] for row in rows], "policy": [row[2] for row in rows], "weight": [row[3] for row in rows]}
-    return Dataset.from_dict(columns), everyday
+        rows += [(text, label, policy, [], weight) for text, label, policy in extra]
+    names = ("text", "label", "policy", "rules", "weight")
+    return Dataset.from_dict({name: [row[position] for row in rows] for position, name in enumerate(names)}), everyday
