@@ -108,7 +108,7 @@ class _Composer:
         size = int(self.rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
         chosen = self.rng.choice(self.harm, min(size, len(self.harm)), replace=False)
         members = []
-        for position, policy_id in enumerate(chosen):
+        for policy_id in chosen:
             rules = list(self.policies[policy_id].disallowed)
             # A single member is always a carve-out (else it is the trained policy); in a union, half are.
             if len(rules) > 1 and (len(chosen) == 1 or self.rng.random() < 0.5):
