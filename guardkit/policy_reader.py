@@ -19,7 +19,7 @@ real everyday requests under at least one of ten harm policies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,9 +88,10 @@ class PolicyAnchors:
         return cls(**{part: unit_rows(embed_texts(texts)) if texts else np.zeros((0, 1), np.float32) for part, texts in policy_parts(policy).items()})
 
 
-def background_of(anchors: Mapping[str, PolicyAnchors], leave_out: str | None) -> np.ndarray:
-    """The unsafe examples of every reference policy but `leave_out` (the policy being read), stacked."""
-    parts = [value.unsafe for policy_id, value in anchors.items() if policy_id != leave_out and len(value.unsafe)]
+def background_of(anchors: Mapping[str, PolicyAnchors], leave_out: str | Collection[str] | None) -> np.ndarray:
+    """The unsafe examples of every reference policy but `leave_out` (the policy or policies being read), stacked."""
+    left_out = {leave_out} if isinstance(leave_out, str) else set(leave_out or ())
+    parts = [value.unsafe for policy_id, value in anchors.items() if policy_id not in left_out and len(value.unsafe)]
     return np.vstack(parts) if parts else np.zeros((0, 1), np.float32)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from guardkit.data.schema import LABEL2ID
 from guardkit.policies import Policy
 from guardkit.policies.schema import SCOPE_TAGS
-from guardkit.policy_reader import FEATURES, PolicyAnchors, reader_features
+from guardkit.policy_reader import FEATURES, PolicyAnchors, background_of, reader_features
 from guardkit.stable_random import stable_seed
 
 UNSAFE, SAFE = LABEL2ID["unsafe"], LABEL2ID["safe"]
@@ -163,9 +163,7 @@ class _Composer:
             parts.append(made[0])
             examples |= made[1]
         anchors = PolicyAnchors(*(np.vstack([getattr(part, name) for part in parts]) for name in ("unsafe", "safe", "disallowed", "allowed")))
-        names = {member.policy for member in members}
-        others = [self.reference[policy_id].unsafe for policy_id in self.reference if policy_id not in names and len(self.reference[policy_id].unsafe)]
-        background = np.vstack(others) if others else np.zeros((0, anchors.unsafe.shape[1]), np.float32)
+        background = background_of(self.reference, [member.policy for member in members])
         candidates = np.concatenate([self.members_of[member.policy] for member in members])
         candidates = [int(index) for index in candidates if int(index) not in examples]
         self.rng.shuffle(candidates)
