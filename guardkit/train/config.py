@@ -195,7 +195,7 @@ class MultiTaskGuardConfig(EncoderTrainingConfig):
         metadata={"help": "reader input: total weight of the dataset's everyday background rows (config default) as a share of the multitask rows'"},
     )
     # Measured on the data of `make reproduce` (docs/benchmarks.md, "Composed policies for the reader"): the ranking
-    # stays where it was (AUPRC within 0.01); share 0.25 was best on policy-bench's dev half (AUPRC 0.907 -> 0.914).
+    # stays where it was (AUPRC within 0.012); share 0.25 was best on policy-bench's dev half (AUPRC 0.907 -> 0.914).
     composed_policies: int = field(
         default=1000,
         metadata={
