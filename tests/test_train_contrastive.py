@@ -102,6 +102,7 @@ def test_encoder_stage_separates_the_labels_and_feeds_a_task_guard(tmp_path, mea
     argv = [
         "train", "encoder", "--dataset", str(marker_dataset), "--output", str(output), "--base_model", str(mean_pooled_bert),
         "--pairs_per_policy", "256", "--batch_size", "16", "--learning_rate", "1e-3", "--max_length", "32",
+        "--base_weight", "0",  # the pairs alone; the next test measures the term that holds the encoder near its base
     ]  # fmt: skip
     assert cli.main(argv) == 0
     assert {"model.safetensors", "config.json", "tokenizer.json", "modules.json", "README.md", "training.yaml", RESULTS_FILE} <= {path.name for path in output.iterdir()}
@@ -125,6 +126,37 @@ def test_encoder_stage_separates_the_labels_and_feeds_a_task_guard(tmp_path, mea
     guard = Guard.from_pretrained(guard_folder)
     scores = {label: guard.score(texts) for label, texts in held_out.items()}
     assert scores[1].mean() > scores[0].mean() + 0.1
+
+
+def _closeness_to_base(tuned, base, texts: list[str]) -> float:
+    """Mean cosine between a text's mean-pooled embedding under the tuned encoder and under its base."""
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    with torch.inference_mode():
+        tuned_embedding, base_embedding = (
+            torch.nn.functional.normalize((AutoModel.from_pretrained(folder).eval()(**batch).last_hidden_state * mask).sum(1) / mask.sum(1), dim=-1)
+            for folder in (tuned, base)
+        )
+    return float((tuned_embedding * base_embedding).sum(-1).mean())
+
+
+def test_the_base_term_keeps_the_tuned_embedding_near_the_base(tmp_path, mean_pooled_bert, marker_dataset):
+    common = ["train", "encoder", "--dataset", str(marker_dataset), "--base_model", str(mean_pooled_bert), "--pairs_per_policy", "128", "--batch_size", "16", "--learning_rate", "1e-3", "--max_length", "32"]
+    for weight in ("0", "1"):
+        assert cli.main([*common, "--base_weight", weight, "--output", str(tmp_path / weight)]) == 0
+    rng = random.Random(11)
+    held_out = {label: [_text(rng, MARKERS["jailbreak"] if label else None) for _ in range(16)] for label in (0, 1)}
+    texts = held_out[0] + held_out[1]
+    assert _closeness_to_base(tmp_path / "1", mean_pooled_bert, texts) > _closeness_to_base(tmp_path / "0", mean_pooled_bert, texts) + 0.05
+    # Kept near the base, the pairs still separate the labels, less than they would alone.
+    assert _margin(mean_pooled_bert, held_out) < _margin(tmp_path / "1", held_out) < _margin(tmp_path / "0", held_out)
+    assert "1 - cosine between each text's tuned and base embeddings" in (tmp_path / "1" / "README.md").read_text()
+    assert "tuned and base embeddings" not in (tmp_path / "0" / "README.md").read_text()
+    with pytest.raises(TrainingError, match="--base_weight must be 0"):
+        from guardkit.train.contrastive import tune_encoder
+
+        tune_encoder(EncoderTuningConfig(dataset=str(marker_dataset), output=str(tmp_path / "bad"), base_model=str(mean_pooled_bert), base_weight=-1))
 
 
 def test_encoder_stage_refuses_a_policy_with_one_label(tmp_path, tiny_bert_dir):

@@ -135,6 +135,14 @@ class EncoderTuningConfig:
             "labelled under this one): pairs of a policy's unsafe texts with other policies' unsafe texts teach the encoder to keep them apart"
         },
     )
+    base_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "weight of a term that keeps embeddings near the base encoder's (1 - cosine to the base embedding of each pair "
+            "member and of as many other dataset rows per step); 0 turns it off. Without it the stage fitted the hand-written "
+            "examples' register and real text got worse (docs/benchmarks.md)"
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "pairs per optimiser step"})
     learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (linear warmup, then linear decay)"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})

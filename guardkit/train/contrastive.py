@@ -7,7 +7,9 @@ the base embedding mixed. Pairs are drawn under one policy at a time, each text 
 text unsafe under one policy is out of another's scope, and so safe there. A share of the members are the
 policy's cross-policy rows (other policies' texts, labelled under it), which keep one policy's unsafe texts
 apart from another's; a share are the policy's hand-written examples and hard negatives, the most reliable
-labels there are.
+labels there are. A second term (`--base_weight`) keeps each pair member's embedding, and those of as many other
+dataset rows, near the base encoder's: the pairs alone pulled the embedding toward the examples' register and lost
+the general geometry that real text and other policies' texts rely on.
 
 One encoder for all policies keeps the guards of a run on one encoder: the TaskGuards' heads and the policy
 reader read it, and their UniGuard is that encoder with every head (no merge search to run). The folder is
@@ -129,13 +131,26 @@ def tune_encoder(config: EncoderTuningConfig) -> None:
         batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt").to(device)
         return pool_and_normalise(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
 
+    anchors = sorted({text for item in labelled for label in (0, 1) for text in item.rows[label]})
+    base_embedding = _base_embeddings(embed, [text for pair in pairs for text in pair[:2]] + anchors) if config.base_weight > 0 else {}
+    anchor_rng = random.Random(config.seed + 1)
+
+    def drift(texts: list[str], embeddings):
+        """Mean of 1 - cosine between the tuned and the base embeddings of the texts."""
+        return 1.0 - (embeddings * torch.stack([base_embedding[text] for text in texts]).to(device)).sum(dim=-1).mean()
+
     model.train()
     losses = []
     with tqdm(total=steps, desc="contrastive pairs", unit="step") as progress:
         for start in range(0, len(pairs), config.batch_size):
             batch = pairs[start : start + config.batch_size]
-            cosine = (embed([pair[0] for pair in batch]) * embed([pair[1] for pair in batch])).sum(dim=-1)
+            firsts, seconds = [pair[0] for pair in batch], [pair[1] for pair in batch]
+            first, second = embed(firsts), embed(seconds)
+            cosine = (first * second).sum(dim=-1)
             loss = torch.nn.functional.mse_loss(cosine, torch.tensor([pair[2] for pair in batch], device=device))
+            if config.base_weight > 0:
+                others = anchor_rng.sample(anchors, min(len(batch), len(anchors)))
+                loss = loss + config.base_weight * (drift(firsts, first) + drift(seconds, second) + drift(others, embed(others)))
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -149,6 +164,21 @@ def tune_encoder(config: EncoderTuningConfig) -> None:
     print(f"encoder written to {output} ({len(pairs)} pairs over {len(labelled)} policies, {pooling} pooling)", file=sys.stderr)
 
 
+def _base_embeddings(embed, texts: list[str]) -> dict:
+    """The base encoder's embedding of every distinct text (in eval mode, before any step), for the term that keeps
+    the tuned embeddings near it."""
+    import torch
+    from tqdm.auto import tqdm
+
+    distinct = sorted(set(texts), key=len)
+    embeddings = {}
+    with torch.no_grad():
+        for start in tqdm(range(0, len(distinct), 64), desc="base embeddings", unit="batch"):
+            chunk = distinct[start : start + 64]
+            embeddings.update(zip(chunk, embed(chunk).cpu()))
+    return embeddings
+
+
 def _check(config: EncoderTuningConfig) -> None:
     if config.pairs_per_policy < 4:
         raise TrainingError("--pairs_per_policy must be at least 4 (one pair of each kind and label)")
@@ -157,6 +187,8 @@ def _check(config: EncoderTuningConfig) -> None:
             raise TrainingError(f"--{name} must lie in [0, 1], got {getattr(config, name)}")
     if config.batch_size < 1 or config.learning_rate <= 0 or config.max_length < 8:
         raise TrainingError("--batch_size must be at least 1, --learning_rate above 0 and --max_length at least 8")
+    if config.base_weight < 0:
+        raise TrainingError(f"--base_weight must be 0 (off) or above, got {config.base_weight}")
 
 
 def _save(model, tokenizer, pooling: str, base: str, output: Path, config: EncoderTuningConfig, labelled, pairs, losses) -> None:
