@@ -57,17 +57,18 @@ def mean_pooled_bert(tmp_path_factory, tiny_bert_dir):
     return folder
 
 
-def _margin(folder, texts_by_label: dict[int, list[str]]) -> float:
-    """Mean cosine within a label minus across labels, on the model's mean-pooled embedding."""
+def _mean_pooled(folder, texts: list[str]) -> torch.Tensor:
+    """The model's normalised mean-pooled embeddings of the texts (tokenised as the folder's tokenizer does)."""
     tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
-
-    def embed(texts):
-        batch = tokenizer(texts, padding=True, return_tensors="pt")
-        mask = batch["attention_mask"].unsqueeze(-1).float()
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    with torch.inference_mode():
         return torch.nn.functional.normalize((model(**batch).last_hidden_state * mask).sum(1) / mask.sum(1), dim=-1)
 
-    with torch.inference_mode():
-        embedded = {label: embed(texts) for label, texts in texts_by_label.items()}
+
+def _margin(folder, texts_by_label: dict[int, list[str]]) -> float:
+    """Mean cosine within a label minus across labels, on the model's mean-pooled embedding."""
+    embedded = {label: _mean_pooled(folder, texts) for label, texts in texts_by_label.items()}
     within = sum(float((embedded[label] @ embedded[label].T).mean()) for label in (0, 1)) / 2
     return within - float((embedded[0] @ embedded[1].T).mean())
 
@@ -130,15 +131,7 @@ def test_encoder_stage_separates_the_labels_and_feeds_a_task_guard(tmp_path, mea
 
 def _closeness_to_base(tuned, base, texts: list[str]) -> float:
     """Mean cosine between a text's mean-pooled embedding under the tuned encoder and under its base."""
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    batch = tokenizer(texts, padding=True, return_tensors="pt")
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    with torch.inference_mode():
-        tuned_embedding, base_embedding = (
-            torch.nn.functional.normalize((AutoModel.from_pretrained(folder).eval()(**batch).last_hidden_state * mask).sum(1) / mask.sum(1), dim=-1)
-            for folder in (tuned, base)
-        )
-    return float((tuned_embedding * base_embedding).sum(-1).mean())
+    return float((_mean_pooled(tuned, texts) * _mean_pooled(base, texts)).sum(-1).mean())
 
 
 def test_the_base_term_keeps_the_tuned_embedding_near_the_base(tmp_path, mean_pooled_bert, marker_dataset):
