@@ -417,3 +417,21 @@ def test_head_rows_take_the_cross_policy_rows_at_their_weight(tiny_bert_dir):
     ids, labels, weights = head_rows.rows["fruit_talk"]
     fitted = {head_rows.texts[index]: float(weight) for index, weight in zip(ids, weights)}
     assert fitted["my car is red"] == 5.0 and "my bus is late" not in head_rows.texts
+
+
+@pytest.mark.parametrize("rows_per_label, expected_safe", [(0, 5), (2, 2)])
+def test_head_rows_take_every_row_unless_capped(tiny_bert_dir, rows_per_label, expected_safe):
+    from guardkit.merge.recipe import HeadSettings
+    from guardkit.merge.workspace import HeadRows
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    safe = [f"we met at noon on day {day}" for day in range(5)]
+    train = rows_to_dataset(
+        [{"text": text, "label": 0, "policy": "fruit_talk", "source": "test"} for text in safe]
+        + [{"text": "look at that banana", "label": 1, "policy": "fruit_talk", "source": "test"}]
+    )
+    settings = HeadSettings(rows_per_label=rows_per_label, example_weight=20.0)
+    head_rows = HeadRows.sample(train, {"fruit_talk": POLICIES["fruit_talk"]}, settings, tokenizer, 32)
+    ids, _, weights = head_rows.rows["fruit_talk"]
+    fitted_safe = [head_rows.texts[index] for index, weight in zip(ids, weights) if head_rows.texts[index] in safe and weight == 1.0]
+    assert len(fitted_safe) == expected_safe

@@ -77,10 +77,12 @@ class MergeConfig:
     fpr_penalty: float = field(
         default=0.0, metadata={"help": "subtract this times the mean false-positive rate over policies from the objective"}
     )
+    # 1,000 (the default until the data engine's 2,500 background rows) left the UniGuard's heads half of a policy's
+    # safe rows: real benign FPR 0.240 against its TaskGuards' 0.170 on the same encoder (docs/benchmarks.md).
     head_rows_per_label: int = field(
-        default=1000,
+        default=0,
         metadata={"help": "training rows per policy and label the UniGuard's heads are fitted on, for every merged encoder (with each policy's own examples); "
-            "the default takes every row of a `guardkit generate` dataset, as its TaskGuards do, and trials slow down with it"},
+            "0 (the default) takes every row, as its TaskGuards do; a cap makes trials faster"},
     )
     head_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the heads' logistic regressions"})
     head_example_weight: float = field(

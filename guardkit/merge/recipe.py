@@ -44,7 +44,9 @@ class HeadSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows_per_label: int = Field(default=150, ge=1, description="training rows per policy and label (a seeded sample), besides the policy's examples")
+    rows_per_label: int = Field(
+        default=150, ge=0, description="training rows per policy and label (a seeded sample; 0: every row), besides the policy's examples"
+    )
     c: float = Field(default=1.0, gt=0, description="inverse L2 strength of each head's logistic regression")
     # The defaults are what recipes written before these fields existed were fitted with, so they replay unchanged.
     example_weight: float = Field(default=1.0, gt=0, description="weight of each policy example against 1 for a training row")

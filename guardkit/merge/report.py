@@ -53,8 +53,8 @@ def _merge_lines(recipe: MergeRecipe, head_accuracy: dict[str, float]) -> list[s
             )
     heads = recipe.heads
     lines.append(
-        f"One head per policy, a logistic regression (C={heads.c:g}) fitted on the encoder's features of up to {heads.rows_per_label} "
-        f"training rows per label and the policy's own examples (training accuracy {min(head_accuracy.values()):.3f}-{max(head_accuracy.values()):.3f})."
+        f"One head per policy, a logistic regression (C={heads.c:g}) fitted on the encoder's features of "
+        f"{f'up to {heads.rows_per_label}' if heads.rows_per_label else 'all its'} training rows per label and the policy's own examples (training accuracy {min(head_accuracy.values()):.3f}-{max(head_accuracy.values()):.3f})."
     )
     if recipe.pair_source:
         lines.append(f"Policies it never saw are scored by `pair/`, a copy of the pair guard `{recipe.pair_source}`.")

@@ -97,9 +97,9 @@ def _check_search_config(config: MergeConfig) -> None:
         raise MergeConfigError(f"--trials must be at least 1, got {config.trials}")
     if config.weight_range and (len(config.weight_range) != 2 or config.weight_range[0] >= config.weight_range[1]):
         raise MergeConfigError(f"--weight_range takes two numbers LOW HIGH with LOW < HIGH, got {config.weight_range}")
-    if config.head_rows_per_label < 1 or config.head_c <= 0 or config.head_example_weight <= 0 or config.head_cross_policy_weight < 0:
+    if config.head_rows_per_label < 0 or config.head_c <= 0 or config.head_example_weight <= 0 or config.head_cross_policy_weight < 0:
         raise MergeConfigError(
-            "--head_rows_per_label must be at least 1, --head_c and --head_example_weight above 0, --head_cross_policy_weight 0 or more"
+            "--head_rows_per_label must be 0 (every row) or more, --head_c and --head_example_weight above 0, --head_cross_policy_weight 0 or more"
         )
     get_method(config.method)
 

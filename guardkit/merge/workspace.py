@@ -62,7 +62,7 @@ class HeadRows:
     def sample(
         cls, train: Dataset, policies: Mapping[str, Policy], settings: HeadSettings, tokenizer, max_length: int, cross: Dataset | None = None
     ) -> "HeadRows":
-        """Up to settings.rows_per_label training rows per policy and label (a seeded sample), the later windows of the
+        """Up to settings.rows_per_label training rows per policy and label (a seeded sample; 0: all), the later windows of the
         safe ones (settings.safe_windows), the `cross` rows weighted settings.cross_policy_weight, plus the policy's own
         examples weighted settings.example_weight."""
         index: dict[str, int] = {}
@@ -78,7 +78,7 @@ class HeadRows:
             if policy_id in policies:
                 by_policy_label.setdefault((policy_id, int(label)), []).append(text)
         for (policy_id, label), texts in sorted(by_policy_label.items()):
-            chosen = sorted(texts, key=lambda text: stable_fraction(settings.seed, "head-rows", policy_id, text))[: settings.rows_per_label]
+            chosen = sorted(texts, key=lambda text: stable_fraction(settings.seed, "head-rows", policy_id, text))[: settings.rows_per_label or None]
             if settings.safe_windows and label == SAFE:
                 chosen += later_windows(tokenizer, chosen, max_length)
             for text in chosen:
