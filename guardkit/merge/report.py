@@ -52,9 +52,10 @@ def _merge_lines(recipe: MergeRecipe, head_accuracy: dict[str, float]) -> list[s
                 f"(best source alone: {max(search.source_values.values()):.4f})."
             )
     heads = recipe.heads
+    rows = f"up to {heads.rows_per_label}" if heads.rows_per_label else "all its"
     lines.append(
-        f"One head per policy, a logistic regression (C={heads.c:g}) fitted on the encoder's features of "
-        f"{f'up to {heads.rows_per_label}' if heads.rows_per_label else 'all its'} training rows per label and the policy's own examples (training accuracy {min(head_accuracy.values()):.3f}-{max(head_accuracy.values()):.3f})."
+        f"One head per policy, a logistic regression (C={heads.c:g}) fitted on the encoder's features of {rows} "
+        f"training rows per label and the policy's own examples (training accuracy {min(head_accuracy.values()):.3f}-{max(head_accuracy.values()):.3f})."
     )
     if recipe.pair_source:
         lines.append(f"Policies it never saw are scored by `pair/`, a copy of the pair guard `{recipe.pair_source}`.")
