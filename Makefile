@@ -108,7 +108,7 @@ $(DATASET): $(call STAGE_CONFIG,generate)
 
 $(OUT)/taskguards/%/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_task)
 	$(REPRO) step train-task-$* $(OUT) -- $(GUARDKIT) train task --config $(OUT)/configs/train_task.yaml \
-		--dataset $(OUT)/dataset --policy $* --output $(OUT)/taskguards/$*
+		--dataset $(OUT)/dataset --policy $* --output $(OUT)/taskguards/$* --feature_cache $(OUT)/cache/features
 
 $(OUT)/multitask/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_multitask)
 	$(REPRO) step train-multitask $(OUT) -- $(GUARDKIT) train multitask --config $(OUT)/configs/train_multitask.yaml \

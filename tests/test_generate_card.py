@@ -18,7 +18,9 @@ def _stats():
     counts = {"pet_safety": {"safe": {"train": 5, "validation": 1, "test": 2}, "unsafe": {"train": 5, "validation": 1, "test": 2}}}
     return {
         "rows_per_label": {"min": 8, "max": 8, "per_policy": {"pet_safety": 8}},
-        "sources": {"pet_safety": {"unsafe": {"generated": 5, "corpus:advbench": 3}, "safe": {"corpus:freshqa": 6, "generated": 2}}},
+        "sources": {"pet_safety": {"unsafe": {"generated": 5, "corpus:advbench": 3}, "safe": {"corpus:freshqa": 6, "generated": 2, "fragment:tau2-documents": 4}}},
+        "background_rows": {"pet_safety": 6},
+        "document_fragment_rows": {"pet_safety": 4},
         "cross_policy_matrix": {"pet_safety": {"safe": {"pet_safety": 0}, "unsafe": {"pet_safety": 8}}},
         "candidates": {"admitted": 40, "by_source": {"corpus:advbench": 12, "corpus:freshqa": 20, "generated": 8}},
         "labeller": {
@@ -76,6 +78,7 @@ def test_card_front_matter_parses_back(tmp_path):
     assert "Feeding pets foods that are toxic to them" in body  # the policy's full text
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in body and "pyrit==1.1.0" in body
     assert "| `pet_safety` | unsafe | corpus:advbench | 3 |" in body  # rows per policy x label x source
+    assert "up to 6\nbenign corpus texts" in body and "up to 4 passages" in body and "| fragment:tau2-documents | 4 |" in body
     assert "| `pet_safety` | 20 | 0.10 | 0.900 |" in body  # the labeller's accuracy estimate
     assert "removed per set: offline-corpora 2" in body and "agreed 8, relabelled 2, dropped labeller abstained 1." in body
     assert "Feed \\| the dog grapes" in body

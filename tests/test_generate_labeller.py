@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from guardkit.embeddings import SentenceEncoder
-from guardkit.generate.candidates import Candidate, injection_recombinations, jailbreak_recombinations
+from guardkit.generate.candidates import (
+    FRAGMENT_SOURCE_PREFIX,
+    Candidate,
+    document_fragment_candidates,
+    document_passages,
+    injection_recombinations,
+    jailbreak_recombinations,
+)
 from guardkit.generate.labeller import BENIGN, Decision, Labeller, LabellerSettings
 from guardkit.policies import Policy
 
@@ -115,3 +124,31 @@ def test_recombinations_are_unsafe_by_construction_and_remember_their_parts():
     assert all(item.parts[1] == "i0" and item.register == "email" for item in hidden)
     assert jailbreak_recombinations(templates, payloads, count=2, seed=0, max_chars=10) == []  # too long: left out
     assert jailbreak_recombinations(templates, payloads, 4, 0, 500) == wrapped  # seeded
+
+
+def test_document_passages_end_at_breaks_and_cover_the_document():
+    paragraph = "The quarterly report covers revenue, costs and hiring. " * 3
+    text = "\n\n".join(f"{index}. {paragraph}" for index in range(6)) + "\n\nEnd."
+    passages = document_passages(text, 300)
+    assert passages and all(100 <= len(passage) <= 300 for passage in passages)
+    assert all(passage.endswith(".") for passage in passages)  # at a paragraph or sentence break, not mid-word
+    assert " ".join(passages).replace("\n\n", " ").count("The quarterly report") == 18
+    unbroken = "x" * 650
+    assert document_passages(unbroken, 300) == ["x" * 300, "x" * 300]  # no break anywhere: cut where the length ends
+    assert document_passages("a" * 300 + " " + "b" * 50, 300) == ["a" * 300]  # a tail under a third of the length is left out
+
+
+def test_document_fragments_come_from_the_train_side_documents_only(monkeypatch):
+    from guardkit.data.corpora import ROOTS_ENV, long_benign_documents
+
+    monkeypatch.setenv(ROOTS_ENV, str(Path(__file__).parent / "fixtures" / "corpora"))
+    train = long_benign_documents("train")
+    evaluation = long_benign_documents("eval")
+    fragments = document_fragment_candidates(1000, seed=0)
+    assert train and evaluation and fragments
+    assert all(fragment.prior == "benign" and fragment.source.startswith(FRAGMENT_SOURCE_PREFIX) for fragment in fragments)
+    assert all(any(fragment.text in document.text for document in train) for fragment in fragments)
+    assert not any(fragment.text in document.text for fragment in fragments for document in evaluation)
+    assert len({fragment.id for fragment in fragments}) == len(fragments)
+    assert document_fragment_candidates(2, seed=0) == fragments[:2]  # seeded: a smaller pool is a prefix
+    assert document_fragment_candidates(0, seed=0) == []

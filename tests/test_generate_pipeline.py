@@ -24,8 +24,12 @@ from guardkit.hub import inspect_folder
 FIXTURE = Path(__file__).parent / "fixtures" / "policies" / "pet_safety.yaml"
 SECOND = FIXTURE.with_name("movie_spoilers.yaml")
 SMALL = ["--num_per_label", "2", "--texts_per_request", "4", "--max_new_tokens", "64", "--oversample", "2", "--max_rounds", "1"]
-# Two small real corpora and a few recombinations: the corpus path runs, and the generator still has rows to write.
-FEW_CORPORA = ["--corpora", "chatterbot-en", "advbench", "--max_per_corpus", "30", "--jailbreak_recombinations", "8", "--injection_recombinations", "8"]
+# Two small real corpora, a few recombinations and document fragments: the corpus paths run, and the generator still
+# has rows to write.
+FEW_CORPORA = [
+    "--corpora", "chatterbot-en", "advbench", "--max_per_corpus", "30", "--jailbreak_recombinations", "8", "--injection_recombinations", "8",
+    "--document_fragments_per_policy", "4",
+]  # fmt: skip
 
 
 def _done_lines(path: Path) -> int:
@@ -43,8 +47,9 @@ def _check_folder(folder: Path, policies: set[str]) -> None:
     assert set(multitask["train"]["policy"]) <= policies
     default, _ = load_guard_dataset(folder, "default")
     stats = json.loads((folder / "stats.json").read_text())
-    # Every default row but the background ones is in multitask too (beside its cross-policy extras).
-    background = sum(stats["background_rows"].values())
+    # Every default row but the background ones (everyday texts, document fragments) is in multitask too (beside its
+    # cross-policy extras).
+    background = sum(stats["background_rows"].values()) + sum(stats["document_fragment_rows"].values())
     assert sum(map(len, multitask.values())) >= sum(map(len, default.values())) - background
     card = DatasetCard.load(folder / "README.md")
     assert "synthetic" in card.data.tags and card.data.task_categories == ["text-classification"]
@@ -111,6 +116,10 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minil
         chatter = [row for row in default_rows if row["policy"] == policy_id and row["source"] == "corpus:chatterbot-en"]
         assert 0 < stats["background_rows"][policy_id] <= len(chatter) and all(row["label"] == 0 for row in chatter)
         assert sum((row["text"], policy_id) not in multitask_texts for row in chatter) >= stats["background_rows"][policy_id]
+        # Passages of the installed long documents, safe, in `default` only.
+        fragments = [row for row in default_rows if row["policy"] == policy_id and row["source"].startswith("fragment:")]
+        assert len(fragments) == stats["document_fragment_rows"][policy_id] and 0 < len(fragments) <= 4
+        assert all(row["label"] == 0 and (row["text"], policy_id) not in multitask_texts for row in fragments)
     # The multitask config adds cross-policy rows: texts selected for one policy, labelled under the other.
     multitask = load_dataset(str(folder), "multitask")
     default = load_dataset(str(folder))

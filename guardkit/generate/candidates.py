@@ -6,7 +6,9 @@
   request, and a real injection payload hidden in a real benign document. Each is unsafe by construction
   under the policy of its attack (RECOMBINATION_POLICIES) and inherits its parts' labels under every other
   policy: wrapping a request changes how it asks, not what it asks for;
-- generated: texts the generator wrote for a (policy, rule, label) request (`guardkit.generate.requests`).
+- generated: texts the generator wrote for a (policy, rule, label) request (`guardkit.generate.requests`);
+- fragment: passages of about one guard window cut from the "train" side's long benign documents (reports,
+  issue threads, scenarios), which a guard reads window by window when a user pastes one.
 
 A corpus text's prior (what its corpus is as a whole) guides the labeller; so does a generated text's
 intended label and rule. Every candidate has a stable id, so labels cached under it survive a resume.
@@ -21,6 +23,10 @@ from dataclasses import dataclass, field
 from guardkit.data.schema import CORPUS_SOURCE_PREFIX
 from guardkit.generate.labeller import BENIGN, HARMFUL
 from guardkit.stable_random import stable_fraction
+
+FRAGMENT_SOURCE_PREFIX = "fragment:"
+# About one 128-token window of English prose: a fragment is what a guard reads of a pasted document at a time.
+FRAGMENT_CHARS = 600
 
 # The policy a recombination is an attack on, by construction: a text built as an attack is unsafe there.
 RECOMBINATION_POLICIES = {"jailbreak": "jailbreak", "injection": "prompt_injection"}
@@ -44,7 +50,7 @@ class Candidate:
 
     id: str
     text: str
-    source: str  # "corpus:<name>", "recombined:jailbreak", "recombined:injection" or "generated"
+    source: str  # "corpus:<name>", "fragment:<document source>", "recombined:jailbreak", "recombined:injection" or "generated"
     register: str = ""
     prior: str = ""  # BENIGN, HARMFUL or "" (none)
     # Labels that hold by construction, by policy id (an injection corpus's text under prompt_injection).
@@ -74,6 +80,49 @@ def corpus_candidates(names: Sequence[str], max_per_corpus: int, seed: int, root
             for text in texts
         ]
     return candidates
+
+
+def document_fragment_candidates(count: int, seed: int, roots=None) -> list[Candidate]:
+    """A seeded sample of `count` passages over all passages of the "train" side's long benign documents (so a
+    long document gives more of them than a short one)."""
+    from guardkit.data.corpora import long_benign_documents
+
+    if count <= 0:
+        return []
+    fragments = [
+        Candidate(
+            id=f"fragment:{document.uid}:{index}",
+            text=passage,
+            source=f"{FRAGMENT_SOURCE_PREFIX}{document.source}",
+            register="document-fragment",
+            prior=BENIGN,
+        )
+        for document in long_benign_documents("train", roots=roots)
+        for index, passage in enumerate(document_passages(document.text, FRAGMENT_CHARS))
+    ]
+    return sorted(fragments, key=lambda fragment: stable_fraction(seed, "fragment", fragment.id))[:count]
+
+
+def document_passages(text: str, max_chars: int) -> list[str]:
+    """`text` cut into consecutive passages of at most `max_chars` characters, each ending at the last paragraph,
+    line, sentence or word break that leaves it at least a third of `max_chars` (else cut mid-word); passages
+    shorter than that third (a document's tail, a lone heading) are left out."""
+    shortest = max_chars // 3
+    passages, start = [], 0
+    while start < len(text):
+        end = min(start + max_chars, len(text))
+        if end < len(text):
+            window = text[start:end]
+            for separator in ("\n\n", "\n", ". ", " "):
+                cut = window.rfind(separator)
+                if cut >= shortest:
+                    end = start + cut + len(separator)
+                    break
+        passage = text[start:end].strip()
+        if len(passage) >= shortest:
+            passages.append(passage)
+        start = end
+    return passages
 
 
 def jailbreak_recombinations(

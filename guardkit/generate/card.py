@@ -132,6 +132,7 @@ def render_card(
         counts_multitask=_count_table(stats["counts"]["multitask"]),
         rows_per_label=stats["rows_per_label"],
         background_rows=max(stats.get("background_rows", {}).values(), default=0),
+        fragment_rows=max(stats.get("document_fragment_rows", {}).values(), default=0),
         sources=_source_table(stats["sources"]),
         cross_policies=cross_policies,
         cross_rows=cross_rows,

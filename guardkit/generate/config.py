@@ -45,6 +45,17 @@ class GenerateConfig:
             "--num-per-label and left out of config 'multitask'"
         },
     )
+    # With 600 beside the 2,500 background rows, heads on frozen MiniLM flagged 0.14 of the long benign documents of the
+    # corpora's evaluation side (dev half; 0.43 without) against 0.16 of short requests; 300 left 0.22, 1,000 and
+    # 3,000 flagged more short requests and lost policy-bench F1 (docs/benchmarks.md).
+    document_fragments_per_policy: int = field(
+        default=600,
+        metadata={
+            "help": "extra safe rows per policy in config 'default' (scope policies excepted): passages of about one window "
+            "(600 characters) cut from the corpora's long benign documents (reports, issue threads, scenarios) that the "
+            "labeller calls safe, so that a pasted document is not flagged window by window; 0 for none (also with --corpora none)"
+        },
+    )
     corpora: list[str] = field(
         default_factory=lambda: [ALL_CORPORA],
         metadata={

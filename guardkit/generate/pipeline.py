@@ -42,7 +42,14 @@ from guardkit.errors import GuardkitError
 from guardkit.generate.augmentation import BUILTIN_JAILBREAK_TEMPLATES, augment_policy_rows
 from guardkit.generate.backends import GeneratorBackend, get_backend
 from guardkit.generate.backends.transformers import DTYPES as GENERATOR_DTYPES
-from guardkit.generate.candidates import Candidate, corpus_candidates, injection_recombinations, jailbreak_recombinations
+from guardkit.generate.candidates import (
+    FRAGMENT_SOURCE_PREFIX,
+    Candidate,
+    corpus_candidates,
+    document_fragment_candidates,
+    injection_recombinations,
+    jailbreak_recombinations,
+)
 from guardkit.generate.card import render_card
 from guardkit.generate.config import ALL_CORPORA, PLAN_FIELDS, GenerateConfig
 from guardkit.generate.filtering import Decontaminator, EmbeddingIndex, MinHashIndex, exact_key, load_reference_texts, normalise_text
@@ -61,6 +68,8 @@ LABELS = ("safe", "unsafe")
 # A safe text is on a policy's topic (a hard negative there) when it is this similar to the policy's unsafe examples.
 TOPICAL_SIMILARITY = 0.4
 SAFE_GROUPS = ("cross-policy", "topical", "general")
+# Document fragments labelled per run: each policy draws its own at random from a pool this many times larger.
+FRAGMENT_POOL_FACTOR = 3
 # The most texts a top-up round asks for per text still wanted, however few the earlier rounds' texts kept.
 MAX_TOP_UP_OVERSAMPLING = 8.0
 
@@ -154,6 +163,8 @@ def _validate(config: GenerateConfig) -> None:
         problems.append("--num-per-label must be at least 1")
     if config.background_per_policy < 0:
         problems.append("--background-per-policy must be 0 or more")
+    if config.document_fragments_per_policy < 0:
+        problems.append("--document-fragments-per-policy must be 0 or more")
     if config.texts_per_request < 1:
         problems.append("--texts-per-request must be at least 1")
     if config.max_rounds < 0 or config.oversample <= 0:
@@ -262,6 +273,8 @@ class Generation:
         self.output = Path(config.output)
         self.started = time.monotonic()
         self.admitted: dict[str, Admitted] = {}
+        # Kept apart from `admitted`: background only, never selected, generated against or recombined.
+        self.fragments: dict[str, Admitted] = {}
         self.sources: Counter[str] = Counter()
         self.reflection: Counter[str] = Counter()
         self.requests_done: Counter[tuple[str, str]] = Counter()
@@ -324,9 +337,14 @@ class Generation:
             self.style = self.backend.default_prompt_style() if config.prompt_style == "auto" else config.prompt_style
             self._generate_rounds()
             self.backend.close()
+        # Last, so that the fragments change nothing the other candidates went through (deduplication among them).
+        if self.corpora and config.document_fragments_per_policy:
+            fragments = document_fragment_candidates(FRAGMENT_POOL_FACTOR * config.document_fragments_per_policy, config.seed)
+            self._admit(fragments, "document fragments", into=self.fragments)
         selected = {policy_id: self._select(policy_id) for policy_id in self.policies}
         background = {policy_id: self._background(policy_id, selected[policy_id]) for policy_id in self.policies}
-        self._write(selected, background)
+        fragments = {policy_id: self._fragment_background(policy_id) for policy_id in self.policies}
+        self._write(selected, background, fragments)
         if config.push_to_hub:
             from guardkit.hub import push_folder
 
@@ -335,8 +353,9 @@ class Generation:
 
     # ---------------------------------------------------------------- admission and labelling
 
-    def _admit(self, candidates: Sequence[Candidate], what: str) -> list[Admitted]:
-        """Clean, embed and label `candidates` under every policy; returns those admitted."""
+    def _admit(self, candidates: Sequence[Candidate], what: str, into: dict[str, Admitted] | None = None) -> list[Admitted]:
+        """Clean, embed and label `candidates` under every policy and keep them in `into` (default: the admitted
+        candidates); returns those admitted."""
         survivors = []
         for candidate in candidates:
             text = normalise_text(candidate.text)
@@ -357,7 +376,7 @@ class Generation:
                 kept.append(Admitted(candidate, text, vector, {}))
         self._label(kept, what)
         for item in kept:
-            self.admitted[item.candidate.id] = item
+            (self.admitted if into is None else into)[item.candidate.id] = item
             self.sources[item.candidate.source] += 1
         return kept
 
@@ -619,6 +638,18 @@ class Generation:
         pool.sort(key=lambda item: stable_fraction(self.config.seed, "background", policy_id, item.candidate.id))
         return _diverse(pool, policy_id, count, self.config.max_source_share, by_margin=False)
 
+    def _fragment_background(self, policy_id: str) -> list[Admitted]:
+        """--document-fragments-per-policy passages of long documents labelled safe under the policy, at random.
+
+        A guard reads a pasted document window by window; fitted on requests only, it flagged three times as many
+        long benign documents as short requests. Scope policies get none, as with the background above.
+        """
+        if self.policies[policy_id].restricts_scope:
+            return []
+        pool = [item for item in self.fragments.values() if item.decisions[policy_id].label == "safe"]
+        pool.sort(key=lambda item: stable_fraction(self.config.seed, "fragment-background", policy_id, item.candidate.id))
+        return pool[: self.config.document_fragments_per_policy]
+
     # ---------------------------------------------------------------- assembly
 
     def _row(self, item: Admitted, policy_id: str) -> dict:
@@ -651,13 +682,13 @@ class Generation:
             rows += [self._row(item, policy_id) for item in pool[:per_policy]]
         return rows
 
-    def _write(self, selected: dict[str, list[Admitted]], background: dict[str, list[Admitted]]) -> None:
+    def _write(self, selected: dict[str, list[Admitted]], background: dict[str, list[Admitted]], fragments: dict[str, list[Admitted]]) -> None:
         config, output = self.config, self.output
         # The card marks a finished folder (make's target): a stale one must not vouch for half-written splits.
         (output / "README.md").unlink(missing_ok=True)
         # A text is in one split under every policy; stratified by the policy and label it was first selected for.
         origins = {}
-        for chosen in (selected, background):
+        for chosen in (selected, background, fragments):
             for policy_id, items in chosen.items():
                 for item in items:
                     origins.setdefault(item.candidate.id, (item.candidate.id, policy_id, item.decisions[policy_id].label))
@@ -675,7 +706,7 @@ class Generation:
             augmentation.update(counts)
         cross_rows = self._cross_rows(selected)
         # The background rows would multiply the multitask set's (instruction, text) pairs, whose cost is per pair.
-        background_rows = [self._row(item, policy_id) for policy_id, items in background.items() for item in items]
+        background_rows = [self._row(item, policy_id) for chosen in (background, fragments) for policy_id, items in chosen.items() for item in items]
         configs = {"default": default_rows + background_rows, "multitask": default_rows + cross_rows}
         split_rows: dict[str, dict[str, int]] = {}
         counts: dict[str, dict] = {}
@@ -696,6 +727,7 @@ class Generation:
                         counts[config_name][policy_id][label][split] = sum(row["policy"] == policy_id and row["label"] == label for row in members)
         stats = self._stats(selected, default_rows + background_rows, augmentation, counts)
         stats["background_rows"] = {policy_id: len(items) for policy_id, items in background.items()}
+        stats["document_fragment_rows"] = {policy_id: len(items) for policy_id, items in fragments.items()}
         (output / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
         card = render_card(
             name=f"guardkit guardrail data: {', '.join(self.policies)}",
@@ -779,10 +811,13 @@ class Generation:
             "generation_minutes": round(generation_minutes, 2),
             "generated_accepted_per_minute": round(self.generated_accepted / generation_minutes, 1) if generation_minutes > 0 else None,
             "augmentation": dict(sorted(augmentation.items())),
-            "corpora": corpus_info(self.corpora) if self.corpora else [],
+            "corpora": corpus_info(self.corpora + self._fragment_sources()) if self.corpora else [],
             "counts": {name: {policy: {label: dict(splits) for label, splits in labels.items()} for policy, labels in value.items()} for name, value in counts.items()},
             "elapsed_seconds": round(elapsed, 1),
         }
+
+    def _fragment_sources(self) -> list[str]:
+        return sorted({item.candidate.source.removeprefix(FRAGMENT_SOURCE_PREFIX) for item in self.fragments.values()})
 
     def _label_accuracy_estimate(self) -> dict[str, dict[str, float]]:
         """The labeller, as configured here, on policy-bench's test half of each policy that has a file there."""

@@ -97,6 +97,14 @@ class EncoderTrainingConfig(TrainingConfig):
         },
     )
     calibration: str = field(default="validation", metadata={"help": CALIBRATION_HELP})
+    # The TaskGuards of one run share most rows and, with --epochs 0, one frozen encoder (guardkit.feature_cache).
+    feature_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder to keep the frozen encoder's features of every text the head is fitted on, reused by later runs "
+            "on the same encoder and length (make reproduce shares one across its TaskGuards); default: none"
+        },
+    )
     # Measured on the corpora's unused training side (docs/benchmarks.md, "Real text as a development set"): a head
     # fitted on first windows alone had never seen the middle of a long text, which the guard scores window by window.
     safe_windows: bool = field(

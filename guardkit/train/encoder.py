@@ -22,6 +22,7 @@ from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.corpora import is_everyday_source
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
+from guardkit.feature_cache import FeatureCache
 from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
@@ -189,6 +190,13 @@ def _score(guard: Guard, split: Dataset, spec: EncoderGuardSpec, scored_policies
     return scores
 
 
+def _feature_reader(model, tokenizer, config: EncoderTrainingConfig):
+    """`head_features` of the model as it is now, through --feature_cache when one is given."""
+    if config.feature_cache:
+        return FeatureCache(config.feature_cache, model, tokenizer, config.max_length).features
+    return lambda texts, batch_size, progress=False, pairs=None: head_features(model, tokenizer, texts, config.max_length, batch_size, progress, pairs)
+
+
 def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingConfig, spec: EncoderGuardSpec, policies: dict[str, Policy], batch_size: int) -> float:
     """Set the head to a logistic regression fitted on the frozen encoder's features of `rows` (a `weight` column,
     when present, weighs them; policy examples weigh --policy_example_weight); returns its training accuracy."""
@@ -205,7 +213,7 @@ def fit_prototype_head(model, rows: Dataset, tokenizer, config: EncoderTrainingC
         safe = [text for text, label in zip(texts, labels) if label == SAFE]
         later = later_windows(tokenizer, safe, config.max_length)
         texts, labels, sources, row_weights = texts + later, labels + [SAFE] * len(later), sources + [""] * len(later), row_weights + [1.0] * len(later)
-    features = head_features(model, tokenizer, texts, config.max_length, batch_size, progress=True, pairs=pairs)
+    features = _feature_reader(model, tokenizer, config)(texts, batch_size, progress=True, pairs=pairs)
     sample_weight = np.array([config.policy_example_weight if source == POLICY_EXAMPLE_SOURCE else weight for source, weight in zip(sources, row_weights)])
     weights, bias, accuracy = fit_logistic(features, np.asarray(labels), config.head_c, config.class_weighting, sample_weight)
     set_binary_head(model, weights, bias)
@@ -220,8 +228,10 @@ def fit_reader(
     texts, and on the rows of `spec.composed_policies` policies composed from the trained ones (rows' `rules`);
     returns it, its training accuracy and card lines. The classifier head is zeroed: the reader makes the scores."""
 
+    features_of = _feature_reader(model, tokenizer, config)
+
     def embed(texts: list[str]):
-        return unit_rows(head_features(model, tokenizer, texts, config.max_length, batch_size))
+        return unit_rows(features_of(texts, batch_size))
 
     reference = {policy.id: PolicyAnchors.embed(policy, embed) for policy in spec.policies}
     everyday = embed(list(spec.everyday))
@@ -240,7 +250,7 @@ def fit_reader(
     # The background rows repeat one text under many policies: each distinct text is embedded once.
     distinct = list(dict.fromkeys(texts))
     position = {text: index for index, text in enumerate(distinct)}
-    embeddings = unit_rows(head_features(model, tokenizer, distinct, config.max_length, batch_size, progress=True))
+    embeddings = unit_rows(features_of(distinct, batch_size, progress=True))
     embeddings = embeddings[[position[text] for text in texts]]
     policy_column = np.asarray(policies)
     features = np.zeros((len(texts), len(FEATURES)), dtype=np.float32)
