@@ -1,6 +1,7 @@
 """End-to-end runs of `guardkit generate` on the shipped SmolLM2 and MiniLM (integration: slower)."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,15 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minil
     cross = [row for split in multitask.values() for row in split if (row["text"], row["policy"]) not in selected_for]
     # (Augmentation may have rewritten a text in `default`, so the rows are matched by their presence only.)
     assert cross and all(row["label"] in (0, 1) for row in cross)
+
+    # Without the fragments (a copy, resumed): every other row keeps its split.
+    without = tmp_path / "without-fragments"
+    shutil.copytree(folder, without)
+    assert generate(parse_config(GenerateConfig, [*args, "--output", str(without), "--document_fragments_per_policy", "0"], prog="generate", description="")) == 0
+    split_of = {(row["text"], row["policy"]): split for split, rows in load_dataset(str(folder)).items() for row in rows}
+    kept = {(row["text"], row["policy"]): split for split, rows in load_dataset(str(without)).items() for row in rows}
+    assert not any(source.startswith("fragment:") for rows in load_dataset(str(without)).values() for source in rows["source"])
+    assert kept and all(split_of[key] == split for key, split in kept.items())
 
     changed = parse_config(GenerateConfig, [*args, "--seed", "5"], prog="generate", description="")
     with pytest.raises(GuardkitError, match="seed"):

@@ -687,12 +687,9 @@ class Generation:
         # The card marks a finished folder (make's target): a stale one must not vouch for half-written splits.
         (output / "README.md").unlink(missing_ok=True)
         # A text is in one split under every policy; stratified by the policy and label it was first selected for.
-        origins = {}
-        for chosen in (selected, background, fragments):
-            for policy_id, items in chosen.items():
-                for item in items:
-                    origins.setdefault(item.candidate.id, (item.candidate.id, policy_id, item.decisions[policy_id].label))
-        split_of = assign_splits(origins.values(), config.validation_fraction, config.test_fraction, config.seed)
+        # The fragments are split among themselves, so that adding them (or changing their count) moves no other row.
+        split_of = assign_splits(_origins(selected, background), config.validation_fraction, config.test_fraction, config.seed)
+        split_of |= assign_splits(_origins(fragments), config.validation_fraction, config.test_fraction, config.seed)
         for item in self.admitted.values():
             split_of.setdefault(item.candidate.id, "train")
         default_rows, augmentation = [], Counter()
@@ -843,6 +840,16 @@ class Generation:
         from guardkit.policies import shipped_policies
 
         return shipped_policies().get(policy_id)
+
+
+def _origins(*chosen: dict[str, list[Admitted]]) -> list[tuple[str, str, str]]:
+    """(candidate id, policy, label) of each chosen text, under the first policy it was chosen for."""
+    origins: dict[str, tuple[str, str, str]] = {}
+    for by_policy in chosen:
+        for policy_id, items in by_policy.items():
+            for item in items:
+                origins.setdefault(item.candidate.id, (item.candidate.id, policy_id, item.decisions[policy_id].label))
+    return list(origins.values())
 
 
 def _diverse(items: Sequence[Admitted], policy_id: str, count: int, max_share: float, by_margin: bool = True) -> list[Admitted]:
