@@ -63,8 +63,10 @@ class FeatureCache:
     def _write(self, keys: list[str], features: np.ndarray) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex
-        partial = self.folder / f".{name}.partial.npz"
-        np.savez(partial, keys=np.asarray(keys), features=features.astype(np.float32))
+        # Not named *.npz until whole: a process killed mid-write leaves a file no cache loads.
+        partial = self.folder / f"{name}.partial"
+        with partial.open("wb") as handle:
+            np.savez(handle, keys=np.asarray(keys), features=features.astype(np.float32))
         os.replace(partial, self.folder / f"{name}.npz")
 
 

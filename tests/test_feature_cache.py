@@ -39,7 +39,10 @@ def test_features_are_computed_once_across_caches_and_match_the_model(tmp_path, 
     # The same text under a pair is another entry.
     FeatureCache(tmp_path, model, tokenizer, 32).features(["ok"], batch_size=2, pairs=["policy"])
     assert computed[2:] == [["ok"]]
-    assert not list(tmp_path.rglob("*.partial.npz")) and len(list(tmp_path.rglob("*.npz"))) == 3
+    assert not list(tmp_path.rglob("*.partial")) and len(list(tmp_path.rglob("*.npz"))) == 3
+    # A shard a killed process left half-written is not read.
+    (next(tmp_path.rglob("*.npz")).parent / "dead.partial").write_bytes(b"PK\x03")
+    assert len(FeatureCache(tmp_path, model, tokenizer, 32).rows) == 6  # five texts, one of them also under a pair
 
 
 def test_the_fingerprint_follows_the_weights_and_length_not_the_final_layer(tiny_bert_dir):
