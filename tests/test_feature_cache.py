@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_train import marker_dataset  # noqa: F401 (a fixture)
+from test_train import write_dataset
 from tiny_models import tiny_bert
 
 from guardkit import cli, feature_cache
@@ -58,8 +58,9 @@ def test_the_fingerprint_follows_the_weights_and_length_not_the_final_layer(tiny
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_task_guards_with_a_shared_cache_equal_those_without(tmp_path, tiny_bert_dir, marker_dataset, monkeypatch):  # noqa: F811
-    argv = ["train", "task", "--dataset", str(marker_dataset), "--policy", "jailbreak", "--base_model", str(tiny_bert_dir)]
+def test_task_guards_with_a_shared_cache_equal_those_without(tmp_path, tiny_bert_dir, monkeypatch):
+    dataset = write_dataset(tmp_path / "data", ["jailbreak"], {"train": 160, "validation": 32, "test": 32}, max_words=110)
+    argv = ["train", "task", "--dataset", str(dataset), "--policy", "jailbreak", "--base_model", str(tiny_bert_dir)]
     assert cli.main([*argv, "--output", str(tmp_path / "plain")]) == 0
     computed = _counting(monkeypatch)
     for name in ("cached-1", "cached-2"):

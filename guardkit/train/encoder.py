@@ -21,8 +21,8 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.corpora import is_everyday_source
 from guardkit.data.schema import ID2LABEL, LABEL2ID
-from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
 from guardkit.feature_cache import FeatureCache
+from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
 from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
