@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from guardkit import __version__
+from guardkit.data.evaluation_sets import bench_scope_of
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.results import LOWER_IS_BETTER, read_results
 
@@ -20,10 +21,11 @@ KIND_TITLES = {"uniguard": "UniGuard", "multitask": "MultiTaskGuard", "task": "T
 HEADLINE_SUITES = ("policy-bench", "synthetic")
 DETAIL_TABLES = {"robustness": "recall_drop", "over-refusal": "false_positive_rate"}
 # The README's headline: one row per (suite, metric), the mean over policies of each guard kind and baseline.
+# "{bench}": which policy-bench rows the run read, from the evaluation config in results.json.
 HEADLINE_ROWS = (
-    ("policy-bench", "f1", "F1, policy-bench (hand-written, independent)"),
+    ("policy-bench", "f1", "F1 on hand-written policy-bench rows: {bench}"),
     ("synthetic", "f1", "F1, synthetic test split"),
-    ("over-refusal", "false_positive_rate", "over-refusal FPR (lower is better)"),
+    ("over-refusal", "false_positive_rate", "over-refusal FPR on policy-bench hard negatives: {bench} (lower is better)"),
     ("robustness", "recall_drop", "recall drop under obfuscation (lower is better)"),
 )
 # Real text and policy following: (title, suite, dataset, policy, metric, lower is better), the mean over the matching rows of a
@@ -138,7 +140,9 @@ def real_text_table(results: dict[str, Any]) -> str | None:
 def headline_table(results: dict[str, Any]) -> str:
     """Policy means of the headline metrics, a column per guard kind and baseline; the best of each row in bold."""
     means: dict[str, tuple[dict[str, float | None], bool]] = {}
+    bench = bench_scope_of(results["config"])
     for suite, metric, title in HEADLINE_ROWS:
+        title = title.format(bench=bench)
         columns, rows = pivot(results, suite, metric)
         policy_rows = [values for label, values in rows if label.startswith("mean of ") or label in results["policies"]]
         if policy_rows:
@@ -170,7 +174,8 @@ def render(out: Path, config_path: Path, machine: str) -> str:
     for suite in HEADLINE_SUITES:
         columns, rows = pivot(results, suite, "f1")
         if rows:
-            parts += ["", f"## F1 per policy: {suite}", "", _table(["policy"] + columns, rows)]
+            scope = f" ({bench_scope_of(results['config'])})" if suite == "policy-bench" else ""
+            parts += ["", f"## F1 per policy: {suite}{scope}", "", _table(["policy"] + columns, rows)]
     for suite, metric in DETAIL_TABLES.items():
         columns, rows = pivot(results, suite, metric)
         if rows:

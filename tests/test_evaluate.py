@@ -29,6 +29,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from guardkit import cli
 from guardkit.config import ConfigError, parse_config
+from guardkit.data.evaluation_sets import POLICY_BENCH_SCOPES, read_policy_bench
 from guardkit.data.io import split_file
 from guardkit.data.schema import LABEL2ID, rows_to_dataset
 from guardkit.errors import GuardkitError
@@ -708,6 +709,27 @@ def test_offline_corpora_sample_corpora_and_long_documents_to_their_own_limits(t
     corpora = {name: entry for name, entry in data.items() if name != "long-benign"}
     assert max(entry["evaluated"] for entry in corpora.values()) == 2
     assert all(entry["evaluated"] == min(2, entry["rows"] - entry["removed_by_decontamination"]) for entry in corpora.values())
+
+
+@pytest.mark.parametrize("half", ["test", "dev", "all"])
+def test_policy_bench_suites_read_the_half_they_are_told(tmp_path, half):
+    config = evaluate_config(tmp_path, baseline=["keyword"], suite=["policy-bench", "over-refusal"], policies="jailbreak", max_examples=500, policy_bench_half=half)
+    run_evaluation(config)
+    rows = read_policy_bench(Path(config.policy_bench_dir) / "jailbreak.jsonl")
+    chosen = [row for row in rows if half in ("all", row.half)]
+    assert 0 < len(chosen) < len(rows) or half == "all"
+    results = read_results(tmp_path / "results.json")
+    (bench_f1,) = rows_of(results, suite="policy-bench", metric="f1")
+    assert bench_f1["n"] == len(chosen)
+    (hard,) = rows_of(results, suite="over-refusal", dataset="policy-bench-hard-negatives")
+    assert hard["n"] == sum(row.hard_negative for row in chosen)
+    for suite in ("policy-bench", "over-refusal"):
+        assert any(POLICY_BENCH_SCOPES[half] in note for note in results["suites"][suite]["notes"])
+
+
+def test_policy_bench_half_must_be_one_the_bench_has(tmp_path):
+    with pytest.raises(ConfigError, match="--policy_bench_half must be one of test, dev, all"):
+        evaluate_config(tmp_path, baseline=["keyword"], suite=["policy-bench"], policy_bench_half="train")
 
 
 def test_offline_corpora_name_the_missing_packages_and_the_install_line(tmp_path, monkeypatch):

@@ -48,6 +48,7 @@ def _results() -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "created": "2026-11-28T01:02:03+00:00",
+        "config": {"policy_bench_half": "test"},
         "scorers": [
             _scorer("uniguard", "uniguard", POLICIES),
             _scorer("jailbreak", "task", ["jailbreak"]),
@@ -86,10 +87,16 @@ def test_headline_is_the_policy_mean_of_each_metric_with_the_best_in_bold():
     assert headline_table(_results()).splitlines() == [
         "| mean over policies | UniGuard | TaskGuard | keyword |",
         "|---|---|---|---|",
-        "| F1, policy-bench (hand-written, independent) | **0.700** | **0.700** | 0.400 |",
-        "| over-refusal FPR (lower is better) | 0.300 | – | **0.100** |",
+        "| F1 on hand-written policy-bench rows: test half, never tuned on | **0.700** | **0.700** | 0.400 |",
+        "| over-refusal FPR on policy-bench hard negatives: test half, never tuned on (lower is better) | 0.300 | – | **0.100** |",
         "| recall drop under obfuscation (lower is better) | – | 0.350 | – |",
     ]
+
+
+def test_a_run_from_before_the_halves_says_it_read_both():
+    results = _results()
+    del results["config"]["policy_bench_half"]
+    assert "| F1 on hand-written policy-bench rows: both halves, the dev half of which guardkit's defaults were tuned on |" in headline_table(results)
 
 
 def _real_text_rows() -> list[dict]:

@@ -85,6 +85,18 @@ class PolicyBenchRow:
 
 
 POLICY_BENCH_HALVES = ("dev", "test")
+# What each choice of rows reads, in words for evaluation notes and report titles.
+POLICY_BENCH_SCOPES = {
+    "test": "test half, never tuned on",
+    "dev": "dev half, which guardkit's defaults were tuned on",
+    "all": "both halves, the dev half of which guardkit's defaults were tuned on",
+}
+
+
+def bench_scope_of(evaluation_config: dict) -> str:
+    """The policy-bench rows an evaluation read, in words, from its config as results.json records it (runs from
+    before --policy_bench_half read both halves)."""
+    return POLICY_BENCH_SCOPES[evaluation_config.get("policy_bench_half", "all")]
 
 
 def policy_bench_half(text: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from guardkit.assets import DEFAULT_ENCODER, DEFAULT_LLM
 from guardkit.config import ConfigError
-from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR
+from guardkit.data.evaluation_sets import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR, POLICY_BENCH_SCOPES
 
 
 def split_names(values: list[str]) -> list[str]:
@@ -125,6 +125,15 @@ class EvaluateConfig:
         default=DEFAULT_POLICY_BENCH_DIR,
         metadata={"help": "folder of the hand-written policy-bench files, <policy>.jsonl"},
     )
+    policy_bench_half: str = field(
+        default="test",
+        metadata={
+            "help": "half of policy-bench (by a hash of each row's text) that the policy-bench, over-refusal and "
+            "policy-following suites read: test (the rows no default was tuned on), dev (the rows guardkit's defaults "
+            "were chosen on) or all",
+            "choices": list(POLICY_BENCH_SCOPES),
+        },
+    )
     policy_following_dir: str = field(
         default=DEFAULT_POLICY_FOLLOWING_DIR,
         metadata={
@@ -176,6 +185,8 @@ class EvaluateConfig:
         ):
             if value < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {value}")
+        if self.policy_bench_half not in POLICY_BENCH_SCOPES:
+            raise ConfigError(f"--policy_bench_half must be one of {', '.join(POLICY_BENCH_SCOPES)}, got {self.policy_bench_half!r}")
         if self.bootstrap_resamples < 0:
             raise ConfigError(f"--bootstrap_resamples must be >= 0, got {self.bootstrap_resamples}")
         if not 0 < self.confidence_level < 1:

@@ -20,7 +20,7 @@ from evaluate.evaluator import TextClassificationEvaluator
 
 from guardkit.data.schema import LABEL2ID
 from guardkit.errors import GuardkitError
-from guardkit.data.evaluation_sets import PolicyBenchRow, read_policy_bench
+from guardkit.data.evaluation_sets import POLICY_BENCH_SCOPES, PolicyBenchRow, read_policy_bench
 from guardkit.evaluate.config import EvaluateConfig
 from guardkit.evaluate.metrics import METRIC_NAMES, load_metrics
 from guardkit.evaluate.scorers import DECISION_THRESHOLD, Scorer
@@ -264,6 +264,14 @@ class EvaluationContext:
         """The hand-written policy-bench rows by policy, for the run's policies that have a file."""
         return {policy_id: rows for policy_id in self.policies if (rows := self.policy_bench_rows(policy_id))}
 
+    @property
+    def policy_bench_scope(self) -> str:
+        """Which policy-bench rows the suites read, in words for their notes."""
+        return POLICY_BENCH_SCOPES[self.config.policy_bench_half]
+
     def policy_bench_rows(self, policy_id: str) -> list[PolicyBenchRow]:
+        """The policy's policy-bench rows of --policy_bench_half."""
         path = Path(self.config.policy_bench_dir) / f"{policy_id}.jsonl"
-        return read_policy_bench(path) if path.is_file() else []
+        rows = read_policy_bench(path) if path.is_file() else []
+        half = self.config.policy_bench_half
+        return rows if half == "all" else [row for row in rows if row.half == half]

@@ -38,6 +38,8 @@ def run(context: EvaluationContext) -> SuiteOutcome:
             f"no over-refusal texts: no policy-bench hard negatives in {context.config.policy_bench_dir} for "
             f"{', '.join(context.policies)} and XSTest is unavailable"
         )
+    if hard_negatives:
+        outcome.notes.append(f"hard negatives: policy-bench's {context.policy_bench_scope}")
     work = [(policy_id, scorer) for policy_id in hard_negatives for scorer in context.scorers if scorer.can_score(policy_id)]
     for policy_id, scorer in tqdm(work, desc=f"{NAME} hard negatives", unit="policy x model"):
         texts = hard_negatives[policy_id]

@@ -23,6 +23,7 @@ def run(context: EvaluationContext) -> SuiteOutcome:
             f"no policy-bench file in {context.config.policy_bench_dir} for the evaluated policies "
             f"({', '.join(context.policies)}); set --policy_bench_dir to the folder of <policy>.jsonl files"
         )
+    outcome.notes.append(f"rows: policy-bench's {context.policy_bench_scope}")
     absent = [policy_id for policy_id in context.policies if policy_id not in bench]
     if absent:
         outcome.notes.append(f"no policy-bench file for: {', '.join(absent)}")

@@ -172,6 +172,7 @@ def run_cross_policy(context: EvaluationContext, outcome: SuiteOutcome) -> bool:
             f"for the evaluated policies ({', '.join(context.policies)})"
         )
         return False
+    outcome.notes.append(f"cross-policy rows: policy-bench's {context.policy_bench_scope}")
     cells = {policy_id: cross_policy_cells(sources, policy_id) for policy_id in columns}
     no_cells = [policy_id for policy_id in columns if len(cells[policy_id][0]) == 1]
     if no_cells:
