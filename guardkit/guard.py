@@ -43,9 +43,10 @@ DEFAULT_INPUT_FORMAT = {"task": "text", "multitask": "instruction_pair", "unigua
 # `make reproduce` flagged 74% of benign documents of ~30 windows and 21-29% of short requests
 # (benchmarks/bench_windows.py, test half; docs/benchmarks.md, "Long texts").
 WINDOW_AGGREGATIONS = ("max", "mean", "length_adjusted_max")
-# Chosen on that benchmark's dev half for the UniGuard (the smallest tried whose long-document FPR was
-# at most the short requests'); the TaskGuards run together would need 0.75.
-WINDOW_LENGTH_DISCOUNT = 0.5
+# Chosen by that benchmark's rule (the highest planted-request recall whose dev-half long-document FPR is
+# at most the short requests'): 0.75 for the guards of the runs at 61387d8 and 746117f alike (0.5 before
+# the document passages in the data, when it chose 0.5 for the UniGuard and 0.75 for the TaskGuards).
+WINDOW_LENGTH_DISCOUNT = 0.75
 # What save_guard writes; folders without the field were written when max was the only aggregation.
 DEFAULT_WINDOW_AGGREGATION = "length_adjusted_max"
 # Where a one-pass (multilabel) guard keeps the pair guard it hands policies it never saw to.
