@@ -106,18 +106,9 @@ $(OUT)/configs/%.yaml: $(OUT)/configs/.split ;
 $(DATASET): $(call STAGE_CONFIG,generate)
 	$(REPRO) step generate $(OUT) -- $(GUARDKIT) generate --config $(OUT)/configs/generate.yaml --output $(OUT)/dataset
 
-# The contrastively tuned encoder under the TaskGuards' heads. The policy reader keeps the base encoder (on the tuned
-# one it read unseen policies worse), so the UniGuard's merge searches between the two.
-ENCODER := $(OUT)/encoder/contrastive_results.json
-
-$(ENCODER): $(DATASET) $(call STAGE_CONFIG,train_encoder)
-	$(REPRO) step train-encoder $(OUT) -- $(GUARDKIT) train encoder --config $(OUT)/configs/train_encoder.yaml \
-		--dataset $(OUT)/dataset --output $(OUT)/encoder
-
-$(OUT)/taskguards/%/guardkit.json: $(DATASET) $(ENCODER) $(call STAGE_CONFIG,train_task)
+$(OUT)/taskguards/%/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_task)
 	$(REPRO) step train-task-$* $(OUT) -- $(GUARDKIT) train task --config $(OUT)/configs/train_task.yaml \
-		--dataset $(OUT)/dataset --policy $* --base_model $(OUT)/encoder --output $(OUT)/taskguards/$* \
-		--feature_cache $(OUT)/cache/features
+		--dataset $(OUT)/dataset --policy $* --output $(OUT)/taskguards/$* --feature_cache $(OUT)/cache/features
 
 $(OUT)/multitask/guardkit.json: $(DATASET) $(call STAGE_CONFIG,train_multitask)
 	$(REPRO) step train-multitask $(OUT) -- $(GUARDKIT) train multitask --config $(OUT)/configs/train_multitask.yaml \

@@ -20,7 +20,7 @@ from guardkit.errors import GuardkitError
 from guardkit.policies import load_policies, shipped_policies
 
 # Sections of configs/reproduce.yaml; each becomes OUT/configs/<section>.yaml, read by `guardkit <stage> --config`.
-STAGE_SECTIONS = ("generate", "train_encoder", "train_task", "train_multitask", "train_judge", "merge", "evaluate")
+STAGE_SECTIONS = ("generate", "train_task", "train_multitask", "train_judge", "merge", "evaluate")
 # Keys of the run config that steer the Makefile rather than a stage.
 RUN_KEYS = ("policies", "judge_guard")
 
