@@ -96,7 +96,7 @@ def test_headline_is_the_policy_mean_of_each_metric_with_the_best_in_bold():
 def test_a_run_from_before_the_halves_says_it_read_both():
     results = _results()
     del results["config"]["policy_bench_half"]
-    assert "| F1 on hand-written policy-bench rows: both halves, the dev half of which guardkit's defaults were tuned on |" in headline_table(results)
+    assert "| F1 on hand-written policy-bench rows: both halves, the dev half tuned on |" in headline_table(results)
 
 
 def _real_text_rows() -> list[dict]:

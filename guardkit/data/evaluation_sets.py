@@ -88,8 +88,8 @@ POLICY_BENCH_HALVES = ("dev", "test")
 # What each choice of rows reads, in words for evaluation notes and report titles.
 POLICY_BENCH_SCOPES = {
     "test": "test half, never tuned on",
-    "dev": "dev half, which guardkit's defaults were tuned on",
-    "all": "both halves, the dev half of which guardkit's defaults were tuned on",
+    "dev": "dev half, tuned on",
+    "all": "both halves, the dev half tuned on",
 }
 
 
