@@ -143,7 +143,7 @@ print(json.dumps({
 
     guardkit_command = venv.parent / "guardkit"
     _run(
-        [str(guardkit_command), "evaluate", "--suite", "policy-bench", "--model", str(guard), "--output", "eval", "--bootstrap_resamples", "10"],
+        [str(guardkit_command), "evaluate", "--suite", "policy-bench", "--model", str(guard), "--output", "eval", "--bootstrap_resamples", "10", "--policy_bench_half", "all"],
         cwd=work,
         env=env,
     )
