@@ -80,8 +80,12 @@ def test_top_up_rounds_ask_for_what_the_kept_share_needs():
 @pytest.mark.integration
 def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minilm_dir, tmp_path):
     folder = tmp_path / "data"
-    # Oversampling 4: eight requests of ~4 s each, so Ctrl-C lands well before the last one is done.
-    args = ["--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, *FEW_CORPORA, "--oversample", "4", "--batch_size", "1", "--reflection", "off"]
+    # Oversampling 4: eight requests of ~4 s each, so Ctrl-C lands well before the last one is done. No abstention
+    # margin: with two rows per label, the labeller abstaining on the other policy's few rows would leave no cross rows.
+    args = [
+        "--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, *FEW_CORPORA, "--oversample", "4", "--batch_size", "1",
+        "--reflection", "off", "--abstain_margin", "0",
+    ]  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "guardkit.cli", "generate", *args],
         stdout=subprocess.PIPE,

@@ -668,12 +668,15 @@ class Generation:
         }
 
 
-    def _cross_rows(self, selected: dict[str, list[Admitted]]) -> list[dict]:
-        """Multitask extras: per policy, texts selected for other policies, labelled under this one."""
+    def _cross_rows(self, selected: dict[str, list[Admitted]], background_only: dict[str, list[Admitted]]) -> list[dict]:
+        """Multitask extras: per policy, texts selected for other policies, labelled under this one.
+
+        background_only: per policy, the rows only the default config holds under it (background and passages):
+        kept out of its cross rows, so that the two configs share the balanced rows alone."""
         per_policy = self.config.cross_policy_per_policy or max(1, self.config.num_per_label // 2)
         rows = []
         for policy_id in self.policies:
-            own = {item.candidate.id for item in selected[policy_id]}
+            own = {item.candidate.id for item in (*selected[policy_id], *background_only[policy_id])}
             others = {item.candidate.id: item for other, items in selected.items() if other != policy_id for item in items if item.candidate.id not in own}
             pool = [item for item in others.values() if item.decisions[policy_id].label is not None]
             pool.sort(key=lambda item: stable_fraction(self.config.seed, "cross", policy_id, item.candidate.id))
@@ -701,7 +704,7 @@ class Generation:
             )
             default_rows += augmented
             augmentation.update(counts)
-        cross_rows = self._cross_rows(selected)
+        cross_rows = self._cross_rows(selected, {policy_id: background[policy_id] + fragments[policy_id] for policy_id in self.policies})
         # The background rows would multiply the multitask set's (instruction, text) pairs, whose cost is per pair.
         background_rows = [self._row(item, policy_id) for chosen in (background, fragments) for policy_id, items in chosen.items() for item in items]
         configs = {"default": default_rows + background_rows, "multitask": default_rows + cross_rows}
