@@ -2,14 +2,14 @@
 
 The labeller (guardkit.generate.labeller) accepts, fixes or drops generated rows and labels every real corpus
 text under every policy. Here it labels the hand-written policy-bench rows, which no component was fitted
-on (the components read only the policies' own examples), under their own policy:
+on (the components read only the policies' own examples and rule texts), under their own policy:
 
-- per component (examples-lr, examples-knn, llm) and for the ensemble: balanced accuracy per policy, and
+- per component (examples-lr, examples-knn, policy-rules, llm) and for the ensemble: balanced accuracy per policy, and
   the ensemble's abstention rate;
 - two ensembles: the embedding components alone (what `guardkit generate` uses by default) and with the LLM
   (--labeller-llm); for each, the weights and abstention margin are chosen on the "dev" half (highest mean
   balanced accuracy with at most --max-abstention abstaining) and reported on the "test" half, beside the
-  shipped defaults;
+  shipped defaults (both ensembles' shipped weights);
 - the scope gate (a text the policy's scope regression gives less than the gate is out of scope: safe) is
   tuned on the dev half with the weights;
 - cross-policy confusion: each policy's unsafe rows labelled under every other policy where policy-bench's
@@ -79,7 +79,7 @@ def tune(per_policy: dict[str, dict], components: list[str], max_abstention: flo
     best = (-1.0, None, None)
     for values in itertools.product(grid, repeat=len(components) - 1):
         weights = dict(zip(components, (1.0, *values)))
-        for margin in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0):
+        for margin in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
             result = summarise(per_policy, weights, margin, "dev", gate)
             if result["abstention"] <= max_abstention and result["balanced_accuracy"] > best[0]:
                 best = (result["balanced_accuracy"], weights, margin)
@@ -146,6 +146,14 @@ def main() -> int:
         "scope_gate": defaults.scope_gate,
         **{half: summarise(per_policy, default_weights, defaults.abstain_margin, half, defaults.scope_gate) for half in ("dev", "test")},
     }
+    if "llm" in components:
+        shipped_llm_weights = {name: defaults.weights.get(name, 0.0) for name in components}
+        report["ensemble_with_llm_defaults"] = {
+            "weights": shipped_llm_weights,
+            "abstain_margin": defaults.abstain_margin,
+            "scope_gate": defaults.scope_gate,
+            **{half: summarise(per_policy, shipped_llm_weights, defaults.abstain_margin, half, defaults.scope_gate) for half in ("dev", "test")},
+        }
     for key, names in (("ensemble_tuned_on_dev", embedding_components), ("ensemble_with_llm_tuned_on_dev", components)):
         if key.startswith("ensemble_with_llm") and "llm" not in components:
             continue
@@ -187,7 +195,7 @@ def main() -> int:
     print(f"{'component':28s} {'BA dev':>8s} {'BA test':>8s}")
     for name in components:
         print(f"{name:28s} {report['components'][name]['dev']['balanced_accuracy']:8.3f} {report['components'][name]['test']['balanced_accuracy']:8.3f}")
-    for key in ("ensemble_defaults", "ensemble_tuned_on_dev", "ensemble_with_llm_tuned_on_dev"):
+    for key in ("ensemble_defaults", "ensemble_tuned_on_dev", "ensemble_with_llm_defaults", "ensemble_with_llm_tuned_on_dev"):
         if key not in report:
             continue
         entry = report[key]

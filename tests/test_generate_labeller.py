@@ -16,7 +16,7 @@ from guardkit.generate.candidates import (
     injection_recombinations,
     jailbreak_recombinations,
 )
-from guardkit.generate.labeller import BENIGN, Decision, Labeller, LabellerSettings
+from guardkit.generate.labeller import BENIGN, RULES_LOGIT_SCALE, Decision, Labeller, LabellerSettings, PolicyModel
 from guardkit.policies import Policy
 
 POLICY = Policy(
@@ -93,12 +93,35 @@ def test_labeller_labels_with_real_components_and_keeps_an_intended_rule(minilm_
     decisions = labeller.label(POLICY, texts, minilm_encoder.encode(texts), intended_rules=[POLICY.disallowed[1]] + [None] * (len(texts) - 1))
     # Its own examples are what the example components were fitted on: the labels come back.
     assert [decision.label for decision in decisions] == ["unsafe"] * 2 + ["safe"] * 3
-    assert set(decisions[0].components) == {"examples-lr", "examples-knn"}
+    assert set(decisions[0].components) == {"examples-lr", "examples-knn", "policy-rules"}
     unsafe_rules = [decision.rules for decision in decisions[:2]]
     assert all(rules and set(rules) <= set(POLICY.disallowed) for rules in unsafe_rules)
     # A generated text asked for a rule keeps it when that rule is among the close ones.
     if POLICY.disallowed[1] in labeller.model(POLICY).unsafe_rules(minilm_encoder.encode(texts[:1])[0], None):
         assert decisions[0].rules == (POLICY.disallowed[1],)
+
+
+def _axis_encoder(axes: dict[str, int], dimensions: int = 4):
+    """Embeds a text as the unit vector of the first keyword it contains (the last axis when none)."""
+
+    def encode(texts):
+        vectors = np.zeros((len(texts), dimensions))
+        for row, text in enumerate(texts):
+            vectors[row, next((axis for word, axis in axes.items() if word in text), dimensions - 1)] = 1.0
+        return vectors
+
+    return encode
+
+
+def test_policy_rules_component_reads_the_rule_and_allowed_texts():
+    encode = _axis_encoder({"chocolate": 0, "starving": 0, "Hitting": 0, "healthy": 1, "rewards": 1, "treats": 1, "vegetables": 1})
+    model = PolicyModel(POLICY, encode, lr_c=1.0)
+    # Closest to a disallowed rule (axis 0), to an allowed item (axis 1), to neither (axis 3).
+    margins = model.rules_margin(np.eye(4)[[0, 1, 3]])
+    assert margins.tolist() == pytest.approx([RULES_LOGIT_SCALE, -RULES_LOGIT_SCALE, 0.0])
+    # A policy with no allowed items has nothing to weigh a rule against: the component stays silent.
+    no_allowed = PolicyModel(POLICY.model_copy(update={"allowed": []}), encode, lr_c=1.0)
+    assert no_allowed.rules_margin(np.eye(4)[[0, 1]]).tolist() == [0.0, 0.0]
 
 
 def test_decision_margin():

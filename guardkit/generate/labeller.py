@@ -7,6 +7,8 @@ an ensemble of components. Each gives a logit centred on its own decision bounda
                 sentence embeddings, safe examples and hard negatives against unsafe ones
   examples-knn  the nearest-example vote: how much closer the text is to its k nearest unsafe examples
                 than to its k nearest safe ones
+  policy-rules  the policy's own words: how much closer the text is to its closest disallowed rule than to
+                its closest allowed item (0 for a policy with no allowed items: nothing to compare against)
   llm           a causal LM judge's verdict-token logits (few-shot policy prompt), centred on a threshold
                 calibrated on policy examples that are not in its prompt; asked only where the embedding
                 components are unsure (|their sum| < llm_band), since each judgement costs a forward pass
@@ -42,8 +44,11 @@ import numpy as np
 from guardkit.embeddings import SentenceEncoder, knn_margin
 from guardkit.policies import Policy
 
-COMPONENTS = ("examples-lr", "examples-knn", "llm")
+COMPONENTS = ("examples-lr", "examples-knn", "policy-rules", "llm")
 KNN_K = 3
+# Texts sit 0.1-0.3 cosine closer to one side's rule text than the other's; this puts that on the scale of the
+# other components' logits (a few units).
+RULES_LOGIT_SCALE = 20.0
 COMPONENT_CLIP = 8.0
 # Tags of policies about how a request is made (an attack technique) rather than what it asks for.
 TECHNIQUE_TAGS = frozenset({"llm-attacks"})
@@ -61,8 +66,10 @@ class LabellerSettings:
     """How the components are combined; the defaults are those bench_labels.py tuned on policy-bench's dev half
     (the scope gate: the largest whose dev balanced accuracy stays at 0.90 or more)."""
 
-    weights: dict[str, float] = field(default_factory=lambda: {"examples-lr": 1.0, "examples-knn": 0.25, "llm": 0.5})
-    abstain_margin: float = 0.5
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"examples-lr": 1.0, "examples-knn": 0.5, "policy-rules": 0.25, "llm": 0.5}
+    )
+    abstain_margin: float = 0.75
     prior_shift: float = 3.0
     scope_gate: float = 0.3
     llm_band: float = 4.0
@@ -136,7 +143,13 @@ class PolicyModel:
         return {
             "examples-lr": self.classifier.decision_function(vectors),
             "examples-knn": knn_margin(vectors, self.safe, self.unsafe, KNN_K),
+            "policy-rules": self.rules_margin(vectors),
         }
+
+    def rules_margin(self, vectors: np.ndarray) -> np.ndarray:
+        if not len(self.rules) or not len(self.allowed):
+            return np.zeros(len(vectors))
+        return RULES_LOGIT_SCALE * ((vectors @ self.rules.T).max(axis=1) - (vectors @ self.allowed.T).max(axis=1))
 
     def in_scope(self, vectors: np.ndarray) -> np.ndarray:
         """P(the text is about this policy's disallowed content rather than another policy's): 1 without a gate."""
