@@ -25,6 +25,7 @@ from guardkit.generate.labeller import BENIGN, HARMFUL
 from guardkit.stable_random import stable_fraction
 
 FRAGMENT_SOURCE_PREFIX = "fragment:"
+GENERATED_SOURCE = "generated"
 # About one 128-token window of English prose: a fragment is what a guard reads of a pasted document at a time.
 FRAGMENT_CHARS = 600
 

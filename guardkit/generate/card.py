@@ -13,6 +13,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from guardkit.assets import SHIPPED_MODELS, hub_id_of
 from guardkit.data.io import CONFIG_DIRS, SPLITS
 from guardkit.data.schema import FEATURES
+from guardkit.generate.candidates import GENERATED_SOURCE
 from guardkit.policies import Policy
 from guardkit.resources import shipped_path
 
@@ -141,6 +142,8 @@ def render_card(
         labeller=labeller,
         estimate=[{"policy": policy, **entry} for policy, entry in sorted(estimate.items())],
         mean_accuracy=f"{sum(accuracies) / len(accuracies):.3f}" if accuracies else "n/a",
+        generated_unsafe_rows=sum(by_label["unsafe"].get(GENERATED_SOURCE, 0) for by_label in stats["sources"].values()),
+        unsafe_rows=sum(sum(by_label["unsafe"].values()) for by_label in stats["sources"].values()),
         reflection=stats["reflection"],
         reflection_mode=generation["reflection"],
         generator={**stats["generator"], "model": model_label(generation["generator"])} if stats["generator"].get("backend") != "none" else None,

@@ -44,6 +44,7 @@ from guardkit.generate.backends import GeneratorBackend, get_backend
 from guardkit.generate.backends.transformers import DTYPES as GENERATOR_DTYPES
 from guardkit.generate.candidates import (
     FRAGMENT_SOURCE_PREFIX,
+    GENERATED_SOURCE,
     Candidate,
     corpus_candidates,
     document_fragment_candidates,
@@ -451,7 +452,7 @@ class Generation:
 
     def _generated_available(self, policy_id: str, label: str) -> int:
         return sum(
-            item.candidate.source == "generated" and item.candidate.target_policy == policy_id and item.decisions[policy_id].label == label
+            item.candidate.source == GENERATED_SOURCE and item.candidate.target_policy == policy_id and item.decisions[policy_id].label == label
             for item in self.admitted.values()
         )
 
@@ -474,7 +475,7 @@ class Generation:
         for candidate in self.store.candidates:
             by_round[int(candidate["request_id"].split("/")[0][1:])].append(candidate)
         started = time.monotonic()
-        accepted_before = sum(1 for item in self.admitted.values() if item.candidate.source == "generated")
+        accepted_before = sum(1 for item in self.admitted.values() if item.candidate.source == GENERATED_SOURCE)
         with tqdm(desc="generating", unit="request", total=0, dynamic_ncols=True) as bar:
             for round_index in range(config.max_rounds):
                 # Replay what an interrupted run already stored for this round before planning more.
@@ -504,7 +505,7 @@ class Generation:
         self.generated_accepted = sum(
             1
             for item in self.admitted.values()
-            if item.candidate.source == "generated" and item.decisions[item.candidate.target_policy].label is not None
+            if item.candidate.source == GENERATED_SOURCE and item.decisions[item.candidate.target_policy].label is not None
         ) - accepted_before
 
     def _still_wanted(self, request: GenerationRequest) -> bool:
@@ -551,7 +552,7 @@ class Generation:
             Candidate(
                 id=record["id"],
                 text=record["text"],
-                source="generated",
+                source=GENERATED_SOURCE,
                 register=record.get("register", ""),
                 target_policy=record["policy"],
                 intended_label=record["label"],
@@ -559,7 +560,7 @@ class Generation:
             )
             for record in records
         ]
-        self._admit(candidates, "generated")
+        self._admit(candidates, GENERATED_SOURCE)
 
     def _parse(self, request: GenerationRequest, response: Response) -> list[dict]:
         if self.style == "list":
