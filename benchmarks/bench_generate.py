@@ -36,7 +36,7 @@ RUNS = {
 
 def _run(label: str, folder: Path, **options) -> dict:
     started = time.monotonic()
-    generate(GenerateConfig(output=str(folder), corpora=["none"], jailbreak_recombinations=0, injection_recombinations=0, max_rounds=1, **options))
+    generate(GenerateConfig(output=str(folder), corpora=["none"], jailbreak_recombinations=0, injection_recombinations=0, generated_unsafe=True, max_rounds=1, **options))
     elapsed = time.monotonic() - started
     stats = json.loads((folder / "stats.json").read_text())
     candidates = sum(1 for line in (folder / "candidates.jsonl").read_text().splitlines() if '"type": "candidate"' in line)

@@ -92,3 +92,19 @@ def test_model_labels_never_show_local_paths(tmp_path):
     assert model_label(str(tmp_path / "my-model")) == "`my-model` (a local model)"
     assert model_label("gpt-4o-mini") == "`gpt-4o-mini`"
     assert size_category(999) == "n<1K" and size_category(5000) == "1K<n<10K"
+
+
+def test_card_says_why_the_generator_wrote_no_unsafe_rows(tmp_path):
+    from dataclasses import asdict
+
+    policies = load_policies([str(FIXTURE)])
+    stats = _stats()
+    stats["sources"]["pet_safety"]["unsafe"] = {"corpus:advbench": 8}
+    stats["generated_unsafe_set_aside"] = 7
+    card = render_card(
+        name="pets", policies=policies, split_rows={"default": {"train": 10, "test": 4}, "multitask": {"train": 12, "test": 4}},
+        stats=stats, generation=asdict(GenerateConfig(policies=[str(FIXTURE)], output=str(tmp_path))), examples=[], license="apache-2.0",
+    )
+    body = card.text
+    assert "No unsafe row was written by the generator" in body and "(7\n  text-policy pairs)" in body
+    assert "were written by the generator\n" not in body

@@ -77,6 +77,29 @@ def test_top_up_rounds_ask_for_what_the_kept_share_needs():
     assert top_up_oversampling(kept=0, asked=100, first=2.0) == MAX_TOP_UP_OVERSAMPLING
 
 
+def test_generated_texts_are_unsafe_rows_only_with_generated_unsafe(tmp_path):
+    import numpy as np
+
+    from guardkit.generate.candidates import GENERATED_SOURCE, Candidate
+    from guardkit.generate.labeller import Decision
+    from guardkit.generate.pipeline import Admitted, Generation
+
+    unsafe = Decision("unsafe", 0.9, {"examples-lr": 2.0}, ("a rule",))
+    generated = Admitted(Candidate(id="r0/a#0", text="a generated text", source=GENERATED_SOURCE), "a generated text", np.zeros(3), {})
+    corpus = Admitted(Candidate(id="corpus:advbench:1", text="a corpus text", source="corpus:advbench"), "a corpus text", np.zeros(3), {})
+    default = Generation(GenerateConfig(policies=[str(FIXTURE)], output=str(tmp_path / "a")))
+    set_aside = default._set_aside_generated_unsafe(generated, unsafe)
+    assert set_aside.label is None and set_aside.rules == () and default.generated_unsafe_set_aside == 1
+    assert default._set_aside_generated_unsafe(corpus, unsafe) is unsafe  # real text keeps its verdict
+    safe = Decision("safe", 0.1, {})
+    assert default._set_aside_generated_unsafe(generated, safe) is safe and default.generated_unsafe_set_aside == 1
+    assert default._wanted("pet_safety", "unsafe") == 0 and default._wanted("pet_safety", "safe") == 150  # no unsafe requests
+
+    trusting = Generation(GenerateConfig(policies=[str(FIXTURE)], output=str(tmp_path / "b"), generated_unsafe=True))
+    assert trusting._set_aside_generated_unsafe(generated, unsafe) is unsafe and trusting.generated_unsafe_set_aside == 0
+    assert trusting._wanted("pet_safety", "unsafe") == 150
+
+
 @pytest.mark.integration
 def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minilm_dir, tmp_path):
     folder = tmp_path / "data"
@@ -84,7 +107,7 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(smollm2_dir, minil
     # margin: with two rows per label, the labeller abstaining on the other policy's few rows would leave no cross rows.
     args = [
         "--policies", str(FIXTURE), str(SECOND), "--output", str(folder), *SMALL, *FEW_CORPORA, "--oversample", "4", "--batch_size", "1",
-        "--reflection", "off", "--abstain_margin", "0",
+        "--reflection", "off", "--abstain_margin", "0", "--generated_unsafe",
     ]  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "guardkit.cli", "generate", *args],
@@ -159,7 +182,7 @@ def test_openai_backend_against_transformers_serve_survives_a_server_crash(smoll
         backend="openai", generator=str(smollm2_dir), base_url=server.base_url, prompt_style="list", concurrency=1,
         max_retries=1, retry_backoff=0.1, request_timeout=600, reflection="off",
         # No corpora: the generator writes every row, so there are requests left when the server dies.
-        corpora=["none"], jailbreak_recombinations=0, injection_recombinations=0,
+        corpora=["none"], jailbreak_recombinations=0, injection_recombinations=0, generated_unsafe=True,
     )
 
     def kill_after_first_request():

@@ -347,7 +347,7 @@ def test_generate_on_a_full_tmpfs_stops_with_a_message_and_resumes_once_there_is
             "--num_per_label", "4", "--texts_per_request", "2", "--max_new_tokens", "24", "--oversample", "4", "--max_rounds", "1",
             "--reflection", "off", "--parse_retries", "0", "--batch_size", "4",
             # Generated candidates only: the real corpora would take the disk's room before the first request.
-            "--corpora", "none", "--jailbreak_recombinations", "0", "--injection_recombinations", "0",
+            "--corpora", "none", "--jailbreak_recombinations", "0", "--injection_recombinations", "0", "--generated_unsafe",
         ]  # fmt: skip
         err = fails_clearly(capsys, *argv)
         assert "candidates.jsonl (No space left on device); free some space and rerun the same command" in err

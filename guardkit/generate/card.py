@@ -144,6 +144,7 @@ def render_card(
         mean_accuracy=f"{sum(accuracies) / len(accuracies):.3f}" if accuracies else "n/a",
         generated_unsafe_rows=sum(by_label["unsafe"].get(GENERATED_SOURCE, 0) for by_label in stats["sources"].values()),
         unsafe_rows=sum(sum(by_label["unsafe"].values()) for by_label in stats["sources"].values()),
+        generated_unsafe_set_aside=stats.get("generated_unsafe_set_aside", 0),
         reflection=stats["reflection"],
         reflection_mode=generation["reflection"],
         generator={**stats["generator"], "model": model_label(generation["generator"])} if stats["generator"].get("backend") != "none" else None,

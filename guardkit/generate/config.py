@@ -19,6 +19,7 @@ PLAN_FIELDS = (
     "max_example_words",
     "oversample",
     "seed",
+    "generated_unsafe",
 )
 # Every registered training corpus (guardkit.data.corpora) whose package is installed.
 ALL_CORPORA = "all"
@@ -128,6 +129,15 @@ class GenerateConfig:
     max_rounds: int = field(
         default=3,
         metadata={"help": "generation rounds: later rounds top up the labels still short, asking for as many texts as the share kept so far needs"},
+    )
+    generated_unsafe: bool = field(
+        default=False,
+        metadata={
+            "help": "ask the generator for unsafe texts and keep its texts as unsafe rows; off by default: of 50 unsafe rows "
+            "written by the shipped smollm2-135m, a hand audit found 10 unsafe under their policy, and the labeller cannot "
+            "tell the wrong ones (docs/benchmarks.md), so the unsafe side comes from real corpora and recombinations; turn "
+            "it on with a generator that writes real unsafe requests (--backend openai)"
+        },
     )
     min_generated_fraction: float = field(
         default=0.15,

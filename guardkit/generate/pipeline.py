@@ -199,6 +199,8 @@ def _validate(config: GenerateConfig) -> None:
         problems.append("--decontaminate-coverage must be above 0 and at most 1")
     if config.min_chars > config.max_chars:
         problems.append("--min-chars must not exceed --max-chars")
+    if config.corpora in ([], ["none"]) and config.jailbreak_recombinations + config.injection_recombinations == 0 and not config.generated_unsafe:
+        problems.append("with no corpora and no recombinations only the generator writes texts, and it writes no unsafe rows without --generated-unsafe")
     if problems:
         raise GuardkitError("; ".join(problems))
 
@@ -278,6 +280,7 @@ class Generation:
         self.fragments: dict[str, Admitted] = {}
         self.sources: Counter[str] = Counter()
         self.reflection: Counter[str] = Counter()
+        self.generated_unsafe_set_aside = 0
         self.requests_done: Counter[tuple[str, str]] = Counter()
         self.generation_seconds = 0.0
         self.generated_accepted = 0
@@ -399,7 +402,7 @@ class Generation:
                 for index, decision in zip(todo, decisions):
                     inherited[index] = decision
             for item, decision in zip(items, inherited):
-                item.decisions[policy_id] = self._reflect(item, policy_id, decision)
+                item.decisions[policy_id] = self._set_aside_generated_unsafe(item, self._reflect(item, policy_id, decision))
 
     def _inherited(self, item: Admitted, policy_id: str) -> Decision | None:
         """The decision that holds by construction (forced) or through the parts of a recombination, else None."""
@@ -429,6 +432,13 @@ class Generation:
         self.reflection[outcome] += 1
         return decision
 
+    def _set_aside_generated_unsafe(self, item: Admitted, decision: Decision) -> Decision:
+        """Without --generated-unsafe a generated text is never an unsafe row: an unsafe verdict on it becomes an abstention."""
+        if self.config.generated_unsafe or item.candidate.source != GENERATED_SOURCE or decision.label != "unsafe":
+            return decision
+        self.generated_unsafe_set_aside += 1
+        return Decision(None, decision.score, {**decision.components, "generated-unsafe-set-aside": 1.0})
+
     def _recombinations(self) -> list[Candidate]:
         from guardkit.data.corpora import jailbreak_templates
 
@@ -457,8 +467,11 @@ class Generation:
         )
 
     def _wanted(self, policy_id: str, label: str) -> int:
-        """Texts still to generate for (policy, label): the quota's deficit, or at least the generated share of safe rows."""
+        """Texts still to generate for (policy, label): the quota's deficit, or at least the generated share of safe rows;
+        no unsafe texts without --generated-unsafe."""
         config = self.config
+        if label == "unsafe" and not config.generated_unsafe:
+            return 0
         deficit = config.num_per_label - self._available(policy_id, label)
         floor = math.ceil(config.num_per_label * config.min_generated_fraction) - self._generated_available(policy_id, label) if label == "safe" else 0
         return max(deficit, floor, 0)
@@ -615,7 +628,7 @@ class Generation:
         if size < config.num_per_label:
             logger.warning(
                 "policy '%s': %d rows per label of %d asked (unsafe available %d, safe %d); add corpora, raise --max-rounds, "
-                "or use a stronger --generator",
+                "or use a stronger --generator with --generated-unsafe",
                 policy_id, size, config.num_per_label, len(by_label["unsafe"]), len(by_label["safe"]),
             )
         return unsafe[:size] + safe[:size]
@@ -795,6 +808,7 @@ class Generation:
                 "policy_bench_estimate": self._label_accuracy_estimate(),
             },
             "reflection": dict(sorted(self.reflection.items())),
+            "generated_unsafe_set_aside": self.generated_unsafe_set_aside,
             "filtering": dict(sorted(self.cleaner.dropped.items())),
             "decontamination": {
                 "sets": self.reference_counts,
