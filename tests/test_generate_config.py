@@ -40,6 +40,7 @@ def test_help_explains_every_option(capsys):
         ({"max_retries": -1}, "max-retries"),
         ({"dtype": "float16"}, "--dtype must be one of auto, float32, bfloat16"),
         ({"corpora": ["none"], "jailbreak_recombinations": 0, "injection_recombinations": 0}, "no unsafe rows without --generated-unsafe"),
+        ({"corpora": ["none,"], "jailbreak_recombinations": 0, "injection_recombinations": 0}, "no unsafe rows without --generated-unsafe"),
     ],
 )
 def test_invalid_options_are_refused_before_any_work(tmp_path, options, message):

@@ -199,7 +199,7 @@ def _validate(config: GenerateConfig) -> None:
         problems.append("--decontaminate-coverage must be above 0 and at most 1")
     if config.min_chars > config.max_chars:
         problems.append("--min-chars must not exceed --max-chars")
-    if config.corpora in ([], ["none"]) and config.jailbreak_recombinations + config.injection_recombinations == 0 and not config.generated_unsafe:
+    if _requested_corpora(config) in ([], ["none"]) and config.jailbreak_recombinations + config.injection_recombinations == 0 and not config.generated_unsafe:
         problems.append("with no corpora and no recombinations only the generator writes texts, and it writes no unsafe rows without --generated-unsafe")
     if problems:
         raise GuardkitError("; ".join(problems))
@@ -243,11 +243,16 @@ def _interleave(plans: Sequence[list[GenerationRequest]]) -> list[GenerationRequ
     return ordered
 
 
+def _requested_corpora(config: GenerateConfig) -> list[str]:
+    """--corpora as names: each value may hold several, separated by commas."""
+    return [name for value in config.corpora for name in value.split(",") if name.strip()]
+
+
 def corpus_names(config: GenerateConfig) -> list[str]:
     """The corpora the run reads: every installed one for 'all' (missing packages named in the log)."""
     from guardkit.data.corpora import CORPORA, installed
 
-    names = [name for value in config.corpora for name in value.split(",") if name.strip()]
+    names = _requested_corpora(config)
     if names in ([], ["none"]):
         return []
     if ALL_CORPORA in names:
