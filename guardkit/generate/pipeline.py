@@ -199,7 +199,7 @@ def _validate(config: GenerateConfig) -> None:
         problems.append("--decontaminate-coverage must be above 0 and at most 1")
     if config.min_chars > config.max_chars:
         problems.append("--min-chars must not exceed --max-chars")
-    if _requested_corpora(config) in ([], ["none"]) and config.jailbreak_recombinations + config.injection_recombinations == 0 and not config.generated_unsafe:
+    if not _requested_corpora(config) and config.jailbreak_recombinations + config.injection_recombinations == 0 and not config.generated_unsafe:
         problems.append("with no corpora and no recombinations only the generator writes texts, and it writes no unsafe rows without --generated-unsafe")
     if problems:
         raise GuardkitError("; ".join(problems))
@@ -244,8 +244,9 @@ def _interleave(plans: Sequence[list[GenerationRequest]]) -> list[GenerationRequ
 
 
 def _requested_corpora(config: GenerateConfig) -> list[str]:
-    """--corpora as names: each value may hold several, separated by commas."""
-    return [name for value in config.corpora for name in value.split(",") if name.strip()]
+    """--corpora as names (each value may hold several, separated by commas); none for 'none'."""
+    names = [name for value in config.corpora for name in value.split(",") if name.strip()]
+    return [] if names == ["none"] else names
 
 
 def corpus_names(config: GenerateConfig) -> list[str]:
@@ -253,7 +254,7 @@ def corpus_names(config: GenerateConfig) -> list[str]:
     from guardkit.data.corpora import CORPORA, installed
 
     names = _requested_corpora(config)
-    if names in ([], ["none"]):
+    if not names:
         return []
     if ALL_CORPORA in names:
         present, missing = installed([name for name, corpus in CORPORA.items() if not corpus.eval_only])
