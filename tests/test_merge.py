@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -17,6 +18,7 @@ from guardkit.data.schema import ID2LABEL, LABEL2ID, rows_to_dataset
 from guardkit.guard import Guard, GuardManifest, save_guard
 from guardkit.merge.config import MergeConfig
 from guardkit.merge.recipe import MergeRecipe, RecipeError
+from guardkit.merge.scoring import EncodedSplit
 from guardkit.merge.search import MergeConfigError, run_merge
 from guardkit.merge.workspace import MergeWorkspace
 from guardkit.merge.sources import (
@@ -157,9 +159,9 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     manifest = yaml.safe_load((output / "guardkit.json").read_text())
     assert (manifest["kind"], manifest["input_format"], manifest["pair_folder"]) == ("uniguard", "multilabel", "pair")
     assert set(manifest["policies"]) == set(POLICIES) == set(manifest["thresholds"])
-    # The default keeps each head's own boundary, in the search objective as in the saved guard.
-    assert recipe.calibration == "none" and set(manifest["thresholds"].values()) == {0.5}
-    assert "0.5 for every policy" in (output / "README.md").read_text()
+    # By default a head's own boundary is raised only over enough everyday texts, which the toy data has none of.
+    assert recipe.calibration == "everyday" and set(manifest["thresholds"].values()) == {0.5}
+    assert "0.5, raised per policy until at most 0.01 of the everyday validation texts is flagged" in (output / "README.md").read_text()
     assert recipe.pair_source == toy_sources[1] and (output / "pair" / "guardkit.json").is_file()
     card = (output / "README.md").read_text()
     assert "fruit-taskguard" in card and "vehicle-multitaskguard" in card and "merge.yaml" in card
@@ -319,6 +321,24 @@ def test_base_model_must_match_the_sources(toy_sources, tiny_config, tmp_path):
         load_sources(toy_sources[:1])
 
 
+def test_everyday_calibration_raises_a_threshold_only_over_enough_everyday_rows(toy_sources):
+    # "fruit": 100 everyday safe rows (a benign corpus as source), ten of them scored 0.60-0.69, and 10 unsafe rows; at
+    # most 2% of the everyday rows may be flagged, so its threshold rises until two of them are. "vehicle": 10 unsafe
+    # rows and 20 everyday ones, too few to place a 2% quantile on: it keeps 0.5 although they all score 0.7.
+    everyday = "corpus:chatterbot-en"
+    rows = [{"text": f"fruit everyday {n}", "label": 0, "policy": "fruit", "source": everyday} for n in range(100)]
+    rows += [{"text": f"fruit unsafe {n}", "label": 1, "policy": "fruit", "source": "test"} for n in range(10)]
+    rows += [{"text": f"vehicle unsafe {n}", "label": 1, "policy": "vehicle", "source": "test"} for n in range(10)]
+    rows += [{"text": f"vehicle everyday {n}", "label": 0, "policy": "vehicle", "source": everyday} for n in range(20)]
+    encoded = EncodedSplit.build(rows_to_dataset(rows), ["fruit", "vehicle"], Guard.from_pretrained(toy_sources[0]))
+    assert encoded.everyday.tolist() == [row["source"] == everyday for row in rows]
+    scores = np.array([0.6 + n / 100 if n < 10 else 0.1 for n in range(100)] + [0.9] * 20 + [0.7] * 20)
+    thresholds = encoded.calibrate(scores, "everyday", 0.02)
+    assert (scores[:100] >= thresholds["fruit"]).sum() == 2 and thresholds["fruit"] > 0.6
+    assert thresholds["vehicle"] == 0.5
+    assert encoded.calibrate(scores, "none", None) == {"fruit": 0.5, "vehicle": 0.5}
+
+
 def test_recipe_errors_name_the_field(tmp_path):
     recipe = {
         "merge_method": "ties",
@@ -334,7 +354,7 @@ def test_recipe_errors_name_the_field(tmp_path):
     # A recipe from before the calibration field was written calibrated on validation, and replays so.
     assert MergeRecipe.load(path).calibration == "validation"
     path.write_text(yaml.safe_dump({**recipe, "calibration": "median"}))
-    with pytest.raises(RecipeError, match="calibration must be one of validation, none"):
+    with pytest.raises(RecipeError, match="calibration must be one of validation, none, everyday"):
         MergeRecipe.load(path)
     path.write_text(yaml.safe_dump({**recipe, "parameters": {}}))
     with pytest.raises(RecipeError, match="takes parameters \\['density'\\]"):

@@ -15,6 +15,7 @@ from guardkit.guard import MANIFEST_FILE, Guard, GuardError, GuardManifest
 from guardkit.policies import get_policy
 from guardkit.embeddings import nearest_mean
 from guardkit.policy_reader import EVERYDAY_FILE, FEATURES, PolicyAnchors, PolicyReader, background_of, reader_features
+from guardkit.train.calibration import DEFAULT_EVERYDAY_FPR
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.multitask import train_multitask_guard
@@ -175,12 +176,12 @@ def test_reader_guard_folder(reader_guard):
     assert len(minutes) >= 3 and all(text.startswith("minutes of meeting") or "the budget" in text for text in minutes)
     results = json.loads((reader_guard / EVAL_RESULTS_FILE).read_text())
     assert results["test"]["all"]["f1"] >= 0.8
-    # Everyday thresholds (the default): each policy's at least 0.5 and flagging at most 2% of its everyday rows.
+    # Everyday thresholds (the default): each policy's at least 0.5 and flagging at most 1% of its everyday rows.
     guard = Guard.from_pretrained(reader_guard)
     for policy_id in POLICIES:
         assert results["thresholds"][policy_id]["objective"] == "everyday_fpr"
         threshold = manifest["thresholds"][policy_id]
-        assert threshold >= 0.5 and np.mean(guard.score(VALIDATION_EVERYDAY, policy=policy_id) >= threshold) <= 0.02
+        assert threshold >= 0.5 and np.mean(guard.score(VALIDATION_EVERYDAY, policy=policy_id) >= threshold) <= DEFAULT_EVERYDAY_FPR
     assert manifest["threshold"] == 0.5  # a policy it never saw
     card = ModelCard.load(reader_guard / "README.md")
     assert "policy reader" in card.text and "17 everyday corpus texts" in card.text and "Score it with guardkit" in card.text

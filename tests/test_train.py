@@ -19,7 +19,14 @@ from guardkit.config import parse_config
 from guardkit.data.io import SPLITS
 from guardkit.guard import MANIFEST_FILE, Guard
 from guardkit.policies import get_policy
-from guardkit.train.calibration import CalibrationError, calibrate_threshold, everyday_calibration, threshold_metrics, threshold_rule
+from guardkit.train.calibration import (
+    DEFAULT_EVERYDAY_FPR,
+    CalibrationError,
+    calibrate_threshold,
+    everyday_calibration,
+    threshold_metrics,
+    threshold_rule,
+)
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
 from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
 from guardkit.train.encoder import calibrate_per_policy
@@ -127,7 +134,7 @@ def test_everyday_calibration_raises_the_boundary_until_few_everyday_texts_are_f
         calibration = everyday_calibration(labels, scores, everyday, target)
         assert calibration.objective == "everyday_fpr" and calibration.target_fpr == target
         assert np.mean(everyday_scores >= calibration.threshold) <= target < np.mean(everyday_scores >= calibration.threshold - 0.01)
-    assert threshold_rule("everyday")(labels, scores, everyday).threshold == everyday_calibration(labels, scores, everyday, 0.02).threshold
+    assert threshold_rule("everyday")(labels, scores, everyday).threshold == everyday_calibration(labels, scores, everyday, DEFAULT_EVERYDAY_FPR).threshold
     # Never below the heads' own boundary, which already flags fewer than the target here.
     quiet = everyday_calibration(labels, np.r_[everyday_scores / 3, scores[200:]], everyday, 0.02)
     assert quiet.threshold == 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guardkit.merge.methods import METHODS
-from guardkit.merge.recipe import MERGE_CALIBRATIONS
+from guardkit.train.calibration import CALIBRATIONS
 
 SAMPLERS = ("tpe", "cmaes")
 OBJECTIVES = ("mean_f1", "min_f1")
@@ -98,18 +98,24 @@ class MergeConfig:
     )
     # Measured on the 5b4ac7d run (docs/benchmarks.md, "The UniGuard's thresholds"): its validation thresholds
     # (0.49-0.84, max F1 on synthetic rows) cost policy-bench dev F1 0.815 -> 0.720; banking_assistant's 0.84 alone
-    # took its F1 to 0.26. 0.5 is the boundary its class-balanced heads were fitted to, as a TaskGuard's.
+    # took its F1 to 0.26. Everyday thresholds only raise that boundary, as a TaskGuard's do by default (its heads are
+    # the TaskGuards' refitted).
     calibration: str = field(
-        default="none",
+        default="everyday",
         metadata={
             "help": "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split, "
-            "in the search objective and in the saved guard; none: 0.5 for every policy, the class-balanced heads' own boundary",
-            "choices": list(MERGE_CALIBRATIONS),
+            "in the search objective and in the saved guard; none: 0.5 for every policy, the class-balanced heads' own boundary; "
+            "everyday: 0.5, raised per policy until at most --target_fpr (default 0.01) of the validation split's real everyday "
+            "texts is flagged (where a trial's sample of --max_validation_rows holds fewer than 50 of a policy's, it scores that policy at 0.5)",
+            "choices": list(CALIBRATIONS),
         },
     )
     target_fpr: float | None = field(
         default=None,
-        metadata={"help": "with --calibration validation: each policy's threshold is the best recall at this false-positive rate on validation (default: maximise F1)"},
+        metadata={
+            "help": "with --calibration validation: each policy's threshold is the best recall at this false-positive rate on validation "
+            "(default: maximise F1); with --calibration everyday: the share of everyday validation texts a policy may flag"
+        },
     )
     max_validation_rows: int = field(
         default=192,

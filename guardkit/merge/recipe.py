@@ -17,9 +17,6 @@ from guardkit.merge.methods import METHODS, get_method
 from guardkit.train.calibration import CALIBRATIONS
 from guardkit.yamlfile import first_validation_problem, read_yaml
 
-# The search scores a few hundred validation rows: too few everyday texts for calibration "everyday".
-MERGE_CALIBRATIONS = tuple(name for name in CALIBRATIONS if name != "everyday")
-
 
 class RecipeError(GuardkitError):
     """A merge.yaml that cannot be replayed; the message names the field."""
@@ -84,8 +81,12 @@ class MergeRecipe(BaseModel):
     options: dict[str, bool | str] = Field(default_factory=dict, description="the method's fixed options")
     seed: int = Field(default=0, description="seeds the random drops of stochastic methods (dare)")
     # Recipes written before the field calibrated on validation: they replay as they were.
-    calibration: str = Field(default="validation", description="how each policy's threshold is chosen: validation or none (0.5)")
-    target_fpr: float | None = Field(default=None, description="with calibration validation: None maximises validation F1, a rate picks the best recall at it")
+    calibration: str = Field(default="validation", description="how each policy's threshold is chosen: validation, none (0.5) or everyday")
+    target_fpr: float | None = Field(
+        default=None,
+        description="with calibration validation: None maximises validation F1, a rate picks the best recall at it; "
+        "with everyday: the share of everyday validation texts a policy may flag (None: the default share)",
+    )
     sources: list[RecipeSource]
     dataset: RecipeDataset
     heads: HeadSettings = Field(default_factory=HeadSettings)
@@ -97,8 +98,8 @@ class MergeRecipe(BaseModel):
         if self.merge_method not in METHODS:
             raise ValueError(f"unknown merge method '{self.merge_method}'; choose one of {', '.join(sorted(METHODS))}")
         method = get_method(self.merge_method)
-        if self.calibration not in MERGE_CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {', '.join(MERGE_CALIBRATIONS)}, got '{self.calibration}'")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got '{self.calibration}'")
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}")
         if len(self.sources) < 2:

@@ -13,7 +13,7 @@ from guardkit.guard import PAIR_FOLDER, Guard, copy_guard_folder, save_guard
 from guardkit.merge.methods import get_method
 from guardkit.merge.recipe import MergeRecipe
 from guardkit.merge.workspace import MergeWorkspace
-from guardkit.train.calibration import UNCALIBRATED_THRESHOLD, score_summary, threshold_metrics
+from guardkit.train.calibration import DEFAULT_EVERYDAY_FPR, UNCALIBRATED_THRESHOLD, score_summary, threshold_metrics
 from guardkit.train.card import CardResult, render_guard_card
 
 RECIPE_FILE = "merge.yaml"
@@ -65,6 +65,9 @@ def _merge_lines(recipe: MergeRecipe, head_accuracy: dict[str, float]) -> list[s
 def _calibration_words(recipe: MergeRecipe) -> str:
     if recipe.calibration == "none":
         return f"{UNCALIBRATED_THRESHOLD} for every policy, the class-balanced heads' own boundary"
+    if recipe.calibration == "everyday":
+        share = DEFAULT_EVERYDAY_FPR if recipe.target_fpr is None else recipe.target_fpr
+        return f"{UNCALIBRATED_THRESHOLD}, raised per policy until at most {share:g} of the everyday validation texts is flagged"
     return "maximum F1 per policy on validation" if recipe.target_fpr is None else f"best recall at FPR <= {recipe.target_fpr:g} per policy"
 
 

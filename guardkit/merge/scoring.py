@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import Dataset
 
+from guardkit.data.corpora import is_everyday_source
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard, Windows
 from guardkit.train.calibration import ThresholdMetrics, threshold_metrics, threshold_rule
@@ -39,6 +40,7 @@ class EncodedSplit:
     labels: np.ndarray  # per row
     text_of_row: np.ndarray  # per row, index into texts
     policy_of_row: np.ndarray  # per row, index into policy_ids
+    everyday: np.ndarray  # per row, whether it is a real everyday text (a benign corpus row), for calibration "everyday"
     windows: Windows
 
     @classmethod
@@ -52,8 +54,9 @@ class EncodedSplit:
             raise GuardkitError(f"the split has no rows of the policies {', '.join(policy_ids)}; is it the dataset the guards were trained on?")
         per_policy = max(1, max_rows // len(present)) if max_rows > 0 else 0
         all_texts, all_labels = list(split["text"]), np.asarray(split["label"], dtype=np.int64)
+        all_sources = list(split["source"]) if "source" in split.column_names else [""] * len(all_texts)
         text_index: dict[str, int] = {}
-        rows_text, rows_policy, rows_label = [], [], []
+        rows_text, rows_policy, rows_label, rows_everyday = [], [], [], []
         for policy_id in present:
             rows = np.flatnonzero(column_policies == policy_id)
             if 0 < per_policy < len(rows):
@@ -62,6 +65,7 @@ class EncodedSplit:
                 rows_text.append(text_index.setdefault(all_texts[row], len(text_index)))
                 rows_policy.append(policy_ids.index(policy_id))
                 rows_label.append(all_labels[row])
+                rows_everyday.append(is_everyday_source(all_sources[row]))
         texts = list(text_index)
         return cls(
             list(policy_ids),
@@ -69,6 +73,7 @@ class EncodedSplit:
             np.asarray(rows_label, dtype=np.int64),
             np.asarray(rows_text, dtype=np.int64),
             np.asarray(rows_policy, dtype=np.int64),
+            np.asarray(rows_everyday, dtype=bool),
             guard.encode_windows(texts, None),
         )
 
@@ -87,7 +92,7 @@ class EncodedSplit:
         for index, policy_id in enumerate(self.policy_ids):
             rows = self.policy_of_row == index
             if rows.any() and len(set(self.labels[rows].tolist())) == 2:
-                thresholds[policy_id] = choose(self.labels[rows], scores[rows]).threshold
+                thresholds[policy_id] = choose(self.labels[rows], scores[rows], self.everyday[rows]).threshold
         return thresholds
 
     def metrics(self, scores: np.ndarray, thresholds: Mapping[str, float]) -> dict[str, ThresholdMetrics]:

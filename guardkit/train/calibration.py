@@ -24,10 +24,12 @@ class CalibrationError(GuardkitError):
 CALIBRATIONS = ("validation", "none", "everyday")
 # A class-balanced head's own boundary: where it was fitted to put equal odds.
 UNCALIBRATED_THRESHOLD = 0.5
-# A text is flagged when any of a deployment's policies flags it: ten harm policies at 2% of everyday text each
-# flag up to a fifth of it.
-DEFAULT_EVERYDAY_FPR = 0.02
-# Fewer everyday rows than this cannot place a 2% quantile: the policy keeps UNCALIBRATED_THRESHOLD.
+# A text is flagged when any of a deployment's policies flags it: ten harm policies at 1% of everyday text each
+# flag up to a tenth of it. Measured on the dbc9c0b run's validation split and policy-bench dev half (docs/benchmarks.md,
+# "Everyday thresholds at 1%"): everyday texts flagged by any policy, TaskGuards 0.160 -> 0.100, MultiTaskGuard
+# 0.174 -> 0.124 (2% before), for policy-bench dev F1 -0.017 each.
+DEFAULT_EVERYDAY_FPR = 0.01
+# Fewer everyday rows than this cannot place a quantile: the policy keeps UNCALIBRATED_THRESHOLD.
 MIN_EVERYDAY_ROWS = 50
 
 

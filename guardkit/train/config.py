@@ -12,7 +12,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CALIBRATION_HELP = (
     "validation: each policy's threshold maximises F1 (or meets --target_fpr) on the validation split; "
     "none: 0.5, the class-balanced head's own boundary (better where validation is easier than real text); "
-    "everyday: 0.5, raised per policy until at most --target_fpr (default 0.02) of the validation split's real everyday "
+    "everyday: 0.5, raised per policy until at most --target_fpr (default 0.01) of the validation split's real everyday "
     "texts (benign corpus rows) is flagged; policies the guard never saw keep 0.5"
 )
 
@@ -38,7 +38,7 @@ class TrainingConfig:
         default=None,
         metadata={
             "help": "calibrate the threshold to the best recall at this false-positive rate on validation (default: maximise F1); "
-            "with --calibration everyday: the share of everyday validation texts a policy may flag (default 0.02)"
+            "with --calibration everyday: the share of everyday validation texts a policy may flag (default 0.01)"
         },
     )
     precision: str = field(
@@ -168,7 +168,10 @@ class TaskGuardConfig(EncoderTrainingConfig):
     # prototype head alone with the examples weighted 20 and threshold 0.5 reached mean F1 0.874 (embedding-kNN
     # 0.813); one epoch of fine-tuning with validation thresholds 0.765 (docs/benchmarks.md).
     epochs: float = field(default=0.0, metadata={"help": "passes over the training split (fractions allowed); 0: the prototype head is the guard"})
-    calibration: str = field(default="none", metadata={"help": CALIBRATION_HELP})
+    # At 0.5 the TaskGuards of the dbc9c0b run together flagged 17.5% of real benign requests (offline-corpora); raised
+    # until each flags at most 1% of its everyday validation texts, 9.8%, policy-bench F1 0.827 -> 0.825 and
+    # over-refusal 0.233 -> 0.187 (docs/benchmarks.md, "Everyday thresholds at 1%").
+    calibration: str = field(default="everyday", metadata={"help": CALIBRATION_HELP})
     max_length: int = field(
         default=128, metadata={"help": "tokens per training example; longer texts are scored with a sliding window at inference"}
     )
