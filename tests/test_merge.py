@@ -160,7 +160,7 @@ def test_search_beats_every_source_alone_and_writes_a_complete_uniguard(toy_sour
     assert (manifest["kind"], manifest["input_format"], manifest["pair_folder"]) == ("uniguard", "multilabel", "pair")
     assert set(manifest["policies"]) == set(POLICIES) == set(manifest["thresholds"])
     # By default a head's own boundary is raised only over enough everyday texts, which the toy data has none of.
-    assert recipe.calibration == "everyday" and set(manifest["thresholds"].values()) == {0.5}
+    assert (recipe.calibration, recipe.target_fpr) == ("everyday", 0.01) and set(manifest["thresholds"].values()) == {0.5}
     assert "0.5, raised per policy until at most 0.01 of the everyday validation texts is flagged" in (output / "README.md").read_text()
     assert recipe.pair_source == toy_sources[1] and (output / "pair" / "guardkit.json").is_file()
     card = (output / "README.md").read_text()

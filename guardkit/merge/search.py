@@ -25,6 +25,7 @@ from guardkit.merge.recipe import HeadSettings, MergeRecipe, RecipeDataset, Reci
 from guardkit.merge.report import compare_guards, save_uniguard, write_comparison
 from guardkit.merge.scoring import EncodedSplit
 from guardkit.merge.workspace import MergeWorkspace, encoder_fingerprint
+from guardkit.train.calibration import DEFAULT_EVERYDAY_FPR
 
 SEARCH_DB = "search.db"
 SEARCH_CSV = "search.csv"
@@ -283,7 +284,8 @@ def _recipe_from_trial(
         options=options,
         seed=config.seed,
         calibration=config.calibration,
-        target_fpr=config.target_fpr,
+        # The share the default stands for today, so that the recipe replays the same thresholds if the default moves.
+        target_fpr=DEFAULT_EVERYDAY_FPR if config.calibration == "everyday" and config.target_fpr is None else config.target_fpr,
         sources=[RecipeSource(model=source.name, weights=weights[source.name]) for source in workspace.sources],
         dataset=RecipeDataset(id=workspace.dataset.id, revision=workspace.dataset.revision),
         heads=workspace.head_settings,
