@@ -36,7 +36,7 @@ REAL_TEXT_ROWS = (
     ("offline-corpora harmful vs benign, recall at 1% FPR", "offline-corpora", "harmful-vs-benign", "any", "recall_at_1pct_fpr", False),
     ("offline-corpora injection vs benign, AUPRC", "offline-corpora", "injection-vs-benign", "any", "auprc", False),
     ("offline-corpora jailbreak vs benign, AUPRC", "offline-corpora", "jailbreak-vs-benign", "any", "auprc", False),
-    ("offline-corpora StrongREJECT, each category under its own policy: recall", "offline-corpora", "strongreject/", None, "recall", False),
+    ("offline-corpora StrongREJECT, each category under its own policy: recall at 1% FPR", "offline-corpora", "strongreject/", None, "recall_at_1pct_fpr", False),
     ("offline-corpora StrongREJECT, each category under its own policy: AUPRC vs benign", "offline-corpora", "strongreject/", None, "auprc", False),
     ("offline-corpora real benign requests, FPR (all registers)", "offline-corpora", "benign", "any", "false_positive_rate", True),
     ("offline-corpora long benign documents (2-100 KB), FPR", "offline-corpora", "long-benign", "any", "false_positive_rate", True),
