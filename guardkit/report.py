@@ -50,6 +50,8 @@ REAL_TEXT_NOTE = (
     "no guard was trained on, read from their instruction."
 )
 README_BLOCK = ("<!-- reproduce-results:start -->", "<!-- reproduce-results:end -->")
+# Issue-level question of the merge: on each policy's test rows, is the UniGuard ahead of both guards it was merged from?
+SOURCE_COLUMNS = (KIND_TITLES["task"], KIND_TITLES["multitask"])
 EFFICIENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "throughput_texts_per_s", "all_policies_latency_ms", "peak_rss_mb", "size_on_disk_mb")
 
 
@@ -139,6 +141,38 @@ def real_text_table(results: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
+def uniguard_versus_sources(results: dict[str, Any], suite: str = "policy-bench", metric: str = "f1") -> str | None:
+    """Per policy, the UniGuard's score beside its own TaskGuard's and the MultiTaskGuard's and which is ahead
+    (None when the run lacks any of the three)."""
+    columns, rows = pivot(results, suite, metric)
+    wanted = (KIND_TITLES["uniguard"],) + SOURCE_COLUMNS
+    if not all(column in columns for column in wanted):
+        return None
+    index = [columns.index(column) for column in wanted]
+    lines = ["| policy | " + " | ".join(wanted) + " | UniGuard |", "|" + "---|" * (len(wanted) + 2)]
+    ahead = 0
+    compared = 0
+    for policy, values in rows:
+        if policy not in results["policies"]:
+            continue
+        merged, *sources = (values[position] for position in index)
+        if merged is None or None in sources:
+            continue
+        compared += 1
+        best = max(sources)
+        if merged > best:
+            ahead += 1
+            verdict = "ahead of both"
+        elif merged == best:
+            verdict = "tied with " + " and ".join(name for name, value in zip(SOURCE_COLUMNS, sources) if value == best)
+        else:
+            verdict = "behind " + " and ".join(name for name, value in zip(SOURCE_COLUMNS, sources) if value > merged)
+        lines.append("| " + " | ".join([policy] + [_format(value, False) for value in (merged, *sources)] + [verdict]) + " |")
+    if not compared:
+        return None
+    return "\n".join(lines + ["", f"The UniGuard is ahead of both on {ahead} of {compared} policies."])
+
+
 def headline_table(results: dict[str, Any]) -> str:
     """Policy means of the headline metrics, a column per guard kind and baseline; the best of each row in bold."""
     means: dict[str, tuple[dict[str, float | None], bool]] = {}
@@ -178,6 +212,10 @@ def render(out: Path, config_path: Path, machine: str) -> str:
         if rows:
             scope = f" ({bench_scope_of(results['config'])})" if suite == "policy-bench" else ""
             parts += ["", f"## F1 per policy: {suite}{scope}", "", _table(["policy"] + columns, rows)]
+    versus = uniguard_versus_sources(results)
+    if versus:
+        scope = bench_scope_of(results["config"])
+        parts += ["", f"## UniGuard against the guards it was merged from: policy-bench F1 ({scope})", "", versus]
     for suite, metric in DETAIL_TABLES.items():
         columns, rows = pivot(results, suite, metric)
         if rows:

@@ -9,7 +9,7 @@ import pytest
 
 from guardkit.errors import GuardkitError
 from guardkit.evaluate.results import SCHEMA_VERSION
-from guardkit.report import headline_table, pivot, publish_to_docs, real_text_table, write_report
+from guardkit.report import headline_table, pivot, publish_to_docs, real_text_table, uniguard_versus_sources, write_report
 
 POLICIES = ["jailbreak", "self_harm"]
 
@@ -117,6 +117,29 @@ def _real_text_rows() -> list[dict]:
         row("uniguard", "policy-following", "policy-bench/other policies", "self_harm", "mean_cross_policy_fpr", 0.3),
         row("jailbreak", "policy-following", "policy-bench/other policies", "jailbreak", "mean_cross_policy_fpr", 0.05),
     ]
+
+
+def test_uniguard_against_its_sources_says_per_policy_which_is_ahead():
+    results = _results()
+    assert uniguard_versus_sources(results) is None  # no MultiTaskGuard in this run
+    results["scorers"].append(_scorer("multitask", "multitask", POLICIES))
+    results["results"] += [
+        _result("multitask", "policy-bench", "jailbreak", "f1", 0.7),
+        _result("multitask", "policy-bench", "self_harm", "f1", 0.6),
+    ]
+    assert uniguard_versus_sources(results).splitlines() == [
+        "| policy | UniGuard | TaskGuard | MultiTaskGuard | UniGuard |",
+        "|---|---|---|---|---|",
+        "| jailbreak | 0.800 | 0.500 | 0.700 | ahead of both |",
+        "| self_harm | 0.600 | 0.900 | 0.600 | behind TaskGuard |",
+        "",
+        "The UniGuard is ahead of both on 1 of 2 policies.",
+    ]
+    results["results"][-1]["value"] = 0.95
+    assert "| self_harm | 0.600 | 0.900 | 0.950 | behind TaskGuard and MultiTaskGuard |" in uniguard_versus_sources(results)
+    results["results"][3]["value"] = 0.6
+    results["results"][-1]["value"] = 0.6
+    assert "| self_harm | 0.600 | 0.600 | 0.600 | tied with TaskGuard and MultiTaskGuard |" in uniguard_versus_sources(results)
 
 
 def test_real_text_table_averages_policies_reads_pooled_benign_and_bolds_the_better_side():
