@@ -50,7 +50,7 @@ REAL_TEXT_NOTE = (
     "no guard was trained on, read from their instruction."
 )
 README_BLOCK = ("<!-- reproduce-results:start -->", "<!-- reproduce-results:end -->")
-# Issue-level question of the merge: on each policy's test rows, is the UniGuard ahead of both guards it was merged from?
+# The guards a UniGuard is merged from: per policy, the report says whether it is ahead of both.
 SOURCE_COLUMNS = (KIND_TITLES["task"], KIND_TITLES["multitask"])
 EFFICIENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "throughput_texts_per_s", "all_policies_latency_ms", "peak_rss_mb", "size_on_disk_mb")
 
@@ -149,9 +149,8 @@ def uniguard_versus_sources(results: dict[str, Any], suite: str = "policy-bench"
     if not all(column in columns for column in wanted):
         return None
     index = [columns.index(column) for column in wanted]
-    lines = ["| policy | " + " | ".join(wanted) + " | UniGuard |", "|" + "---|" * (len(wanted) + 2)]
-    ahead = 0
-    compared = 0
+    lines = ["| policy | " + " | ".join(wanted) + " | verdict |", "|" + "---|" * (len(wanted) + 2)]
+    ahead = compared = 0
     for policy, values in rows:
         if policy not in results["policies"]:
             continue

@@ -128,7 +128,7 @@ def test_uniguard_against_its_sources_says_per_policy_which_is_ahead():
         _result("multitask", "policy-bench", "self_harm", "f1", 0.6),
     ]
     assert uniguard_versus_sources(results).splitlines() == [
-        "| policy | UniGuard | TaskGuard | MultiTaskGuard | UniGuard |",
+        "| policy | UniGuard | TaskGuard | MultiTaskGuard | verdict |",
         "|---|---|---|---|---|",
         "| jailbreak | 0.800 | 0.500 | 0.700 | ahead of both |",
         "| self_harm | 0.600 | 0.900 | 0.600 | behind TaskGuard |",
