@@ -10,12 +10,12 @@ from datasets import Dataset
 from huggingface_hub import ModelCard
 from tiny_models import write_dataset_folder
 
+from guardkit.calibration import DEFAULT_EVERYDAY_FPR
 from guardkit.export import ExportConfig, ExportError, export_guard
 from guardkit.guard import MANIFEST_FILE, Guard, GuardError, GuardManifest
 from guardkit.policies import get_policy
 from guardkit.embeddings import nearest_mean
 from guardkit.policy_reader import EVERYDAY_FILE, FEATURES, PolicyAnchors, PolicyReader, background_of, reader_features
-from guardkit.train.calibration import DEFAULT_EVERYDAY_FPR
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.multitask import train_multitask_guard

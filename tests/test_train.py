@@ -15,11 +15,7 @@ from tiny_models import tiny_bert, write_dataset_folder
 from transformers import AutoModelForCausalLM, pipeline
 
 from guardkit import cli
-from guardkit.config import parse_config
-from guardkit.data.io import SPLITS
-from guardkit.guard import MANIFEST_FILE, Guard
-from guardkit.policies import get_policy
-from guardkit.train.calibration import (
+from guardkit.calibration import (
     DEFAULT_EVERYDAY_FPR,
     CalibrationError,
     calibrate_threshold,
@@ -27,6 +23,10 @@ from guardkit.train.calibration import (
     threshold_metrics,
     threshold_rule,
 )
+from guardkit.config import parse_config
+from guardkit.data.io import SPLITS
+from guardkit.guard import MANIFEST_FILE, Guard
+from guardkit.policies import get_policy
 from guardkit.train.common import EVAL_RESULTS_FILE, TrainingError, checkpoint_dir
 from guardkit.train.config import JudgeGuardConfig, MultiTaskGuardConfig, TaskGuardConfig
 from guardkit.train.encoder import calibrate_per_policy

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from guardkit.calibration import CALIBRATIONS
 from guardkit.merge.methods import METHODS
-from guardkit.train.calibration import CALIBRATIONS
 
 SAMPLERS = ("tpe", "cmaes")
 OBJECTIVES = ("mean_f1", "min_f1")

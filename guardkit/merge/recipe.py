@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from guardkit.calibration import CALIBRATIONS
 from guardkit.errors import GuardkitError
 from guardkit.merge.merging import GRANULARITIES
 from guardkit.merge.methods import METHODS, get_method
-from guardkit.train.calibration import CALIBRATIONS
 from guardkit.yamlfile import first_validation_problem, read_yaml
 
 

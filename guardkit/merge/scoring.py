@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import Dataset
 
+from guardkit.calibration import ThresholdMetrics, threshold_metrics, threshold_rule
 from guardkit.data.corpora import is_everyday_source
 from guardkit.errors import GuardkitError
 from guardkit.guard import Guard, Windows
-from guardkit.train.calibration import ThresholdMetrics, threshold_metrics, threshold_rule
 
 
 def aggregate(metrics: Mapping[str, ThresholdMetrics], objective: str, fpr_penalty: float) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 from tqdm.auto import tqdm
 
+from guardkit.calibration import DEFAULT_EVERYDAY_FPR
 from guardkit.errors import GuardkitError
 from guardkit.merge.config import OBJECTIVES, SAMPLERS, MergeConfig
 from guardkit.merge.merging import MergePlan
@@ -25,7 +26,6 @@ from guardkit.merge.recipe import HeadSettings, MergeRecipe, RecipeDataset, Reci
 from guardkit.merge.report import compare_guards, save_uniguard, write_comparison
 from guardkit.merge.scoring import EncodedSplit
 from guardkit.merge.workspace import MergeWorkspace, encoder_fingerprint
-from guardkit.train.calibration import DEFAULT_EVERYDAY_FPR
 
 SEARCH_DB = "search.db"
 SEARCH_CSV = "search.csv"

@@ -22,6 +22,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from guardkit.assets import hub_id_of
+from guardkit.calibration import ThresholdMetrics
 from guardkit.data.schema import LABEL2ID
 from guardkit.data.io import cross_policy_rows, load_guard_dataset
 from guardkit.errors import GuardkitError
@@ -34,7 +35,6 @@ from guardkit.merge.scoring import EncodedSplit, aggregate
 from guardkit.merge.sources import BaseEncoder, MergeSource, base_model_name, load_base_encoder, load_sources
 from guardkit.policies import Policy
 from guardkit.stable_random import stable_fraction
-from guardkit.train.calibration import ThresholdMetrics
 from guardkit.train.common import dataset_ref
 from guardkit.windows import later_windows
 

@@ -1,1 +1,1 @@
-"""`guardkit train`: TaskGuard, MultiTaskGuard and JudgeGuard trainers, threshold calibration, model cards."""
+"""`guardkit train`: TaskGuard, MultiTaskGuard and JudgeGuard trainers and their model cards (thresholds: `guardkit.calibration`)."""

@@ -13,11 +13,11 @@ import yaml
 from datasets import DatasetDict, concatenate_datasets
 from transformers import TrainerCallback
 
+from guardkit.calibration import Calibration
 from guardkit.data.schema import rows_to_dataset
 from guardkit.errors import GuardkitError
 from guardkit.guard import DatasetRef
 from guardkit.policies import Policy
-from guardkit.train.calibration import Calibration
 from guardkit.train.config import PRECISIONS, TrainingConfig
 
 CHECKPOINT_DIR = "checkpoints"

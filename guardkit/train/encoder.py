@@ -19,6 +19,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets
 
 from guardkit.assets import hub_id_of, resolve_model
+from guardkit.calibration import Calibration, score_summary, threshold_metrics, threshold_rule
 from guardkit.data.corpora import is_everyday_source
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.feature_cache import FeatureCache
@@ -26,7 +27,6 @@ from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, mo
 from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
-from guardkit.train.calibration import Calibration, score_summary, threshold_metrics, threshold_rule
 from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.composed_policies import ROWS_PER_POLICY as COMPOSED_ROWS_PER_POLICY, ReaderRows, compose_policies
 from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
