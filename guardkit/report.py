@@ -141,10 +141,10 @@ def real_text_table(results: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
-def uniguard_versus_sources(results: dict[str, Any], suite: str = "policy-bench", metric: str = "f1") -> str | None:
-    """Per policy, the UniGuard's score beside its own TaskGuard's and the MultiTaskGuard's and which is ahead
-    (None when the run lacks any of the three)."""
-    columns, rows = pivot(results, suite, metric)
+def uniguard_versus_sources(results: dict[str, Any]) -> str | None:
+    """Per policy, the UniGuard's policy-bench F1 beside its own TaskGuard's and the MultiTaskGuard's and which is
+    ahead (None when the run lacks any of the three)."""
+    columns, rows = pivot(results, "policy-bench", "f1")
     wanted = (KIND_TITLES["uniguard"],) + SOURCE_COLUMNS
     if not all(column in columns for column in wanted):
         return None
