@@ -31,7 +31,7 @@ def build_sources(root: Path, task_guards: int, seed: int) -> tuple[list[str], l
     from guardkit.data.schema import ID2LABEL, LABEL2ID
     from guardkit.guard import save_guard
     from guardkit.policies import shipped_policies
-    from guardkit.train.card import render_guard_card
+    from guardkit.guard_card import render_guard_card
 
     policies = list(shipped_policies().values())[:task_guards]
     path = resolve_model(DEFAULT_ENCODER)

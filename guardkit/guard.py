@@ -243,7 +243,7 @@ def save_guard(
     for kind "judge"). policies: the policies it guards; their `instruction()` is stored as the input
     the guard reads. threshold: the calibrated decision threshold on P(unsafe). max_length: the input
     length the guard was trained at (longer inputs get a sliding window). base_model: Hub id of the
-    model it was fine-tuned from. card: a `huggingface_hub.ModelCard` (see `guardkit.train.card`).
+    model it was fine-tuned from. card: a `huggingface_hub.ModelCard` (see `guardkit.guard_card`).
     thresholds: per-policy thresholds calibrated on validation (policies left out use `threshold`).
     recipe: the config dataclass (or mapping) that produced it, saved as `recipe_file`
     ("training.yaml" or "merge.yaml"). input_format: defaults by kind (task: text; multitask and

@@ -30,8 +30,8 @@ from huggingface_hub import ModelCard, SpaceCard, constants
 from guardkit import __version__
 from guardkit.errors import GuardkitError
 from guardkit.guard import MANIFEST_FILE, DatasetRef, read_manifest
+from guardkit.guard_card import placeholder_repo_id
 from guardkit.resources import PACKAGE_DIR, SHIPPED_DIR
-from guardkit.train.card import placeholder_repo_id
 
 REQUIREMENTS_FILE = "requirements.txt"
 

@@ -312,7 +312,7 @@ def test_each_kind_is_detected_and_its_card_parses_back(tmp_path):
 
 def test_the_card_guardkit_train_renders_passes_validation(tmp_path):
     from guardkit.guard import DatasetRef
-    from guardkit.train.card import CardResult, render_guard_card
+    from guardkit.guard_card import CardResult, render_guard_card
 
     def render(dataset_id: str) -> str:
         metrics = {"f1": 0.8, "precision": 0.75, "recall": 0.86, "fpr": 0.1, "support": 20, "auroc": 0.9}
@@ -735,7 +735,7 @@ def save_run_guard(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from guardkit.guard import DatasetRef, save_guard
-    from guardkit.train.card import CardResult, render_guard_card
+    from guardkit.guard_card import CardResult, render_guard_card
 
     policies = [get_policy(policy_id) for policy_id in policy_ids]
     refs = [DatasetRef(id=str(dataset.resolve()))]

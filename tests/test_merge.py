@@ -16,6 +16,7 @@ from guardkit.cli import main
 from guardkit.data.io import split_file
 from guardkit.data.schema import ID2LABEL, LABEL2ID, rows_to_dataset
 from guardkit.guard import Guard, GuardManifest, save_guard
+from guardkit.guard_card import render_guard_card
 from guardkit.merge.config import MergeConfig
 from guardkit.merge.recipe import MergeRecipe, RecipeError
 from guardkit.merge.scoring import EncodedSplit
@@ -31,7 +32,6 @@ from guardkit.merge.sources import (
     load_sources,
 )
 from guardkit.policies import Policy
-from guardkit.train.card import render_guard_card
 
 NEUTRAL = "the weather is nice today we met at noon my friend likes music books and a long walk in the garden".split()
 KEYWORDS = {"fruit_talk": ["banana", "apple", "mango", "cherry"], "vehicle_talk": ["truck", "bus", "car", "train"]}

@@ -119,7 +119,7 @@ from guardkit import Guard, Policy
 from guardkit.evaluate.config import DEFAULT_POLICY_BENCH_DIR, DEFAULT_POLICY_FOLLOWING_DIR
 from guardkit.generate.card import TEMPLATE as DATASET_TEMPLATE
 from guardkit.resources import shipped_path
-from guardkit.train.card import TEMPLATE as MODEL_TEMPLATE
+from guardkit.guard_card import TEMPLATE as MODEL_TEMPLATE
 
 folders = {"bench": DEFAULT_POLICY_BENCH_DIR, "following": DEFAULT_POLICY_FOLLOWING_DIR, "space": str(shipped_path("spaces/guardkit"))}
 print(json.dumps({
@@ -171,7 +171,7 @@ import json
 from pathlib import Path
 from guardkit.generate.card import render_card
 from guardkit.policies import load_policies
-from guardkit.train.card import CardResult, render_guard_card
+from guardkit.guard_card import CardResult, render_guard_card
 
 inputs = json.loads(Path("inputs.json").read_text())
 policies = load_policies([inputs["policy"]])

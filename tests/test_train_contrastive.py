@@ -165,7 +165,7 @@ def test_encoder_stage_refuses_a_policy_with_one_label(tmp_path, tiny_bert_dir):
 
 
 def test_a_guard_on_a_tuned_local_encoder_names_its_hub_ancestor(tmp_path):
-    from guardkit.train.card import render_guard_card
+    from guardkit.guard_card import render_guard_card
 
     encoder = tmp_path / "encoder"
     encoder.mkdir()

@@ -11,10 +11,10 @@ import numpy as np
 
 from guardkit.calibration import DEFAULT_EVERYDAY_FPR, UNCALIBRATED_THRESHOLD, score_summary, threshold_metrics
 from guardkit.guard import PAIR_FOLDER, Guard, copy_guard_folder, save_guard
+from guardkit.guard_card import CardResult, render_guard_card
 from guardkit.merge.methods import get_method
 from guardkit.merge.recipe import MergeRecipe
 from guardkit.merge.workspace import MergeWorkspace
-from guardkit.train.card import CardResult, render_guard_card
 
 RECIPE_FILE = "merge.yaml"
 COMPARISON_CSV = "comparison.csv"

@@ -27,6 +27,7 @@ from guardkit.data.schema import LABEL2ID
 from guardkit.data.io import cross_policy_rows, load_guard_dataset
 from guardkit.errors import GuardkitError
 from guardkit.guard import DatasetRef, Guard, GuardManifest
+from guardkit.guard_card import dataset_ref
 from guardkit.heads import final_linear, fit_logistic, head_features, set_multilabel_head
 from guardkit.merge.merging import LayerGroups, MergePlan
 from guardkit.merge.methods import get_method
@@ -35,7 +36,6 @@ from guardkit.merge.scoring import EncodedSplit, aggregate
 from guardkit.merge.sources import BaseEncoder, MergeSource, base_model_name, load_base_encoder, load_sources
 from guardkit.policies import Policy
 from guardkit.stable_random import stable_fraction
-from guardkit.train.common import dataset_ref
 from guardkit.windows import later_windows
 
 PAIR_FORMATS = ("policy_reader", "rule_pair", "instruction_pair")

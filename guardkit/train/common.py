@@ -1,4 +1,4 @@
-"""What the encoder and judge trainers share: precision, resumable checkpoints, time budgets, dataset refs."""
+"""What the encoder and judge trainers share: precision, resumable checkpoints, time budgets."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from transformers import TrainerCallback
 from guardkit.calibration import Calibration
 from guardkit.data.schema import rows_to_dataset
 from guardkit.errors import GuardkitError
-from guardkit.guard import DatasetRef
 from guardkit.policies import Policy
 from guardkit.train.config import PRECISIONS, TrainingConfig
 
@@ -92,26 +91,6 @@ def remove_incomplete_checkpoints(folder: Path) -> None:
 def remove_checkpoints(config: TrainingConfig) -> None:
     """Checkpoints are for resuming only; the finished folder must be the guard alone."""
     shutil.rmtree(Path(config.output) / CHECKPOINT_DIR, ignore_errors=True)
-
-
-def dataset_ref(source: str, revision: str | None) -> DatasetRef:
-    """How the guard names its training data: the Hub id and revision, or the local folder."""
-    local = Path(source)
-    if local.is_dir():
-        return DatasetRef(id=str(local.resolve()), revision=None)
-    if revision is None:
-        try:
-            from huggingface_hub import HfApi
-
-            revision = HfApi().dataset_info(source).sha
-        except Exception:  # offline or private: the id alone still names the data
-            revision = None
-    return DatasetRef(id=source, revision=revision)
-
-
-def hub_dataset_ids(refs: list[DatasetRef]) -> list[str]:
-    """Dataset ids fit for a card's `datasets:` field (Hub ids, not local folders)."""
-    return [ref.id for ref in refs if not Path(ref.id).is_absolute()]
 
 
 class TimeBudgetCallback(TrainerCallback):

@@ -32,10 +32,11 @@ from guardkit.assets import hub_id_of, resolve_model
 from guardkit.data.io import cross_policy_rows, load_guard_dataset
 from guardkit.embeddings import pool_and_normalise
 from guardkit.errors import GuardkitError
+from guardkit.guard_card import dataset_ref
 from guardkit.policies import Policy
 from guardkit.pooling import base_pooling
 from guardkit.resources import shipped_path
-from guardkit.train.common import TrainingError, dataset_ref
+from guardkit.train.common import TrainingError
 from guardkit.train.config import EncoderTuningConfig
 
 CONFIG_FILE = "training.yaml"

@@ -24,10 +24,10 @@ from guardkit.data.corpora import is_everyday_source
 from guardkit.data.schema import ID2LABEL, LABEL2ID
 from guardkit.feature_cache import FeatureCache
 from guardkit.guard import MIN_TEXT_TOKENS, DatasetRef, Guard, GuardManifest, model_length_limit, save_guard
+from guardkit.guard_card import CardResult, render_guard_card
 from guardkit.heads import final_linear, fit_logistic, head_features, set_binary_head
 from guardkit.policies import Policy
 from guardkit.policy_reader import FEATURES, PolicyAnchors, PolicyReader, background_of, fit_policy_reader, reader_features, unit_rows
-from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.composed_policies import ROWS_PER_POLICY as COMPOSED_ROWS_PER_POLICY, ReaderRows, compose_policies
 from guardkit.train.common import POLICY_EXAMPLE_SOURCE, TrainingError, checkpoint_dir, precision_flags, remove_checkpoints, write_eval_results
 from guardkit.train.config import EncoderTrainingConfig

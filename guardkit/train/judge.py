@@ -18,14 +18,13 @@ from guardkit.assets import hub_id_of, resolve_model
 from guardkit.calibration import calibrate_threshold, score_summary
 from guardkit.data.io import load_guard_dataset
 from guardkit.guard import save_guard
+from guardkit.guard_card import CardResult, dataset_ref, render_guard_card
 from guardkit.llm_judge import VERDICT_TOKENS, build_judge_prompt
 from guardkit.policies import Policy
-from guardkit.train.card import CardResult, render_guard_card
 from guardkit.train.common import (
     TimeBudgetCallback,
     TrainingError,
     checkpoint_dir,
-    dataset_ref,
     precision_flags,
     remove_checkpoints,
     write_eval_results,

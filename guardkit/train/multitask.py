@@ -5,7 +5,8 @@ from __future__ import annotations
 from datasets import DatasetDict
 
 from guardkit.data.io import load_guard_dataset
-from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
+from guardkit.guard_card import dataset_ref
+from guardkit.train.common import TrainingError, with_policy_examples
 from guardkit.train.config import MultiTaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
 from guardkit.train.reader_data import background_rows, reader_training_rows

@@ -8,7 +8,8 @@ from datasets import DatasetDict, concatenate_datasets
 
 from guardkit.data.io import cross_policy_rows, load_guard_dataset
 from guardkit.errors import GuardkitError
-from guardkit.train.common import TrainingError, dataset_ref, with_policy_examples
+from guardkit.guard_card import dataset_ref
+from guardkit.train.common import TrainingError, with_policy_examples
 from guardkit.train.config import TaskGuardConfig
 from guardkit.train.encoder import EncoderGuardSpec, train_encoder_guard
 

@@ -1,5 +1,5 @@
 """The model card of a guard: `ModelCardData` (with `eval_results` -> model-index) rendered through
-`model_cards/guard_card.md`."""
+`model_cards/guard_card.md`, and how it names the training data. Shared by the trainers and the merge."""
 
 from __future__ import annotations
 
@@ -87,6 +87,21 @@ def _eval_results(results: Sequence[CardResult], dataset: DatasetRef | None, con
                     )
                 )
     return entries
+
+
+def dataset_ref(source: str, revision: str | None) -> DatasetRef:
+    """How the guard names its training data: the Hub id and revision, or the local folder."""
+    local = Path(source)
+    if local.is_dir():
+        return DatasetRef(id=str(local.resolve()), revision=None)
+    if revision is None:
+        try:
+            from huggingface_hub import HfApi
+
+            revision = HfApi().dataset_info(source).sha
+        except Exception:  # offline or private: the id alone still names the data
+            revision = None
+    return DatasetRef(id=source, revision=revision)
 
 
 def _hub_base_of(folder: Path) -> str | None:
