@@ -139,31 +139,17 @@ def main() -> int:
     for name in components:
         report["components"][name] = {half: summarise(per_policy, {name: 1.0}, 0.0, half) for half in ("dev", "test")}
     defaults = LabellerSettings()
+
+    def ensemble(weights: dict[str, float], margin: float) -> dict:
+        halves = {half: summarise(per_policy, weights, margin, half, defaults.scope_gate) for half in ("dev", "test")}
+        return {"weights": weights, "abstain_margin": margin, "scope_gate": defaults.scope_gate, **halves}
+
     default_weights = {name: defaults.weights.get(name, 0.0) for name in embedding_components}
-    report["ensemble_defaults"] = {
-        "weights": default_weights,
-        "abstain_margin": defaults.abstain_margin,
-        "scope_gate": defaults.scope_gate,
-        **{half: summarise(per_policy, default_weights, defaults.abstain_margin, half, defaults.scope_gate) for half in ("dev", "test")},
-    }
+    report["ensemble_defaults"] = ensemble(default_weights, defaults.abstain_margin)
+    report["ensemble_tuned_on_dev"] = ensemble(*tune(per_policy, embedding_components, args.max_abstention, defaults.scope_gate))
     if "llm" in components:
-        shipped_llm_weights = {name: defaults.weights.get(name, 0.0) for name in components}
-        report["ensemble_with_llm_defaults"] = {
-            "weights": shipped_llm_weights,
-            "abstain_margin": defaults.abstain_margin,
-            "scope_gate": defaults.scope_gate,
-            **{half: summarise(per_policy, shipped_llm_weights, defaults.abstain_margin, half, defaults.scope_gate) for half in ("dev", "test")},
-        }
-    for key, names in (("ensemble_tuned_on_dev", embedding_components), ("ensemble_with_llm_tuned_on_dev", components)):
-        if key.startswith("ensemble_with_llm") and "llm" not in components:
-            continue
-        weights, margin = tune(per_policy, names, args.max_abstention, defaults.scope_gate)
-        report[key] = {
-            "weights": weights,
-            "abstain_margin": margin,
-            "scope_gate": defaults.scope_gate,
-            **{half: summarise(per_policy, weights, margin, half, defaults.scope_gate) for half in ("dev", "test")},
-        }
+        report["ensemble_with_llm_defaults"] = ensemble({name: defaults.weights.get(name, 0.0) for name in components}, defaults.abstain_margin)
+        report["ensemble_with_llm_tuned_on_dev"] = ensemble(*tune(per_policy, components, args.max_abstention, defaults.scope_gate))
     report["scope_gate_on_dev"] = {
         str(gate): {
             "balanced_accuracy": summarise(per_policy, default_weights, defaults.abstain_margin, "dev", gate)["balanced_accuracy"],
