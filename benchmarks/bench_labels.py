@@ -14,7 +14,11 @@ on (the components read only the policies' own examples and rule texts), under t
   tuned on the dev half with the weights;
 - cross-policy confusion: each policy's unsafe rows labelled under every other policy where policy-bench's
   annotations say they are out of its scope, by the default labeller with and without its scope gate
-  (share labelled unsafe, lower is better). The in-policy numbers above say what the gate costs.
+  (share labelled unsafe, lower is better). The in-policy numbers above say what the gate costs;
+- the corpus audit (`benchmarks/label_audit/`): real corpus texts a labeller once called unsafe under a narrow
+  policy, labelled by hand under that policy: the default labeller's precision when it says unsafe and its
+  balanced accuracy there. Policy-bench's rows are written to sit near one policy; these are broad red-team
+  requests, most of them out of the narrow policy's scope, which is where the labeller errs.
 
 Target (issue 14): mean balanced accuracy >= 0.90 at <= 20% abstention on the test half.
 
@@ -41,6 +45,7 @@ from guardkit.generate.store import CandidateStore
 from guardkit.policies import shipped_policies
 
 POLICY_BENCH = Path(__file__).resolve().parent / "policy_bench"
+LABEL_AUDIT = Path(__file__).resolve().parent / "label_audit" / "corpus_rows.jsonl"
 
 
 def balanced_accuracy(labels: np.ndarray, flagged: np.ndarray) -> float:
@@ -48,6 +53,29 @@ def balanced_accuracy(labels: np.ndarray, flagged: np.ndarray) -> float:
     if not positives.any() or not negatives.any():
         return float("nan")
     return float((flagged[positives].mean() + (~flagged[negatives]).mean()) / 2)
+
+
+def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict) -> dict[str, dict[str, float]]:
+    """The labeller on the hand-labelled corpus rows, per policy: its unsafe calls' precision, balanced accuracy
+    on the rows it does not abstain on, and its abstention (as in the data engine, a harmful corpus shifts no logit)."""
+    rows = [json.loads(line) for line in LABEL_AUDIT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    result = {}
+    for policy_id in sorted({row["policy"] for row in rows}):
+        chosen = [row for row in rows if row["policy"] == policy_id]
+        texts = [row["text"] for row in chosen]
+        decisions = labeller.label(policies[policy_id], texts, encoder.encode(texts))
+        labels = np.array([row["label"] == "unsafe" for row in chosen])
+        said = np.array([decision.label for decision in decisions], dtype=object)
+        kept = said != None  # noqa: E711  (None: abstained)
+        unsafe = said == "unsafe"
+        result[policy_id] = {
+            "rows": len(chosen),
+            "hand_unsafe": int(labels.sum()),
+            "unsafe_precision": float(labels[unsafe].mean()) if unsafe.any() else float("nan"),
+            "balanced_accuracy": balanced_accuracy(labels[kept].astype(int), unsafe[kept]) if kept.any() else float("nan"),
+            "abstention": float(1 - kept.mean()),
+        }
+    return result
 
 
 def ensemble_logits(logits: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
@@ -174,6 +202,7 @@ def main() -> int:
     report["cross_policy_unsafe_rate"] = {
         mode: {"mean": float(np.mean([value for row in matrix.values() for value in row.values()])), "matrix": matrix} for mode, matrix in confusion.items()
     }
+    report["corpus_audit"] = corpus_audit(default_labeller, encoder, policies)
     report["llm_judgements"] = labeller.llm_calls
     report["seconds"] = round(time.perf_counter() - started, 1)
 
@@ -197,6 +226,11 @@ def main() -> int:
     ))
     for mode, entry in report["cross_policy_unsafe_rate"].items():
         print(f"cross-policy ({mode}): share of other policies' out-of-scope unsafe rows labelled unsafe (mean) {entry['mean']:.3f}")
+    for policy_id, entry in report["corpus_audit"].items():
+        print(
+            f"corpus audit {policy_id:26s} rows {entry['rows']} (hand unsafe {entry['hand_unsafe']}): precision of unsafe "
+            f"{entry['unsafe_precision']:.3f}, BA {entry['balanced_accuracy']:.3f}, abstention {entry['abstention']:.3f}"
+        )
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
