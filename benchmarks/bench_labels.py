@@ -65,9 +65,8 @@ def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict) -
         texts = [row["text"] for row in chosen]
         decisions = labeller.label(policies[policy_id], texts, encoder.encode(texts))
         labels = np.array([row["label"] == "unsafe" for row in chosen])
-        said = np.array([decision.label for decision in decisions], dtype=object)
-        kept = said != None  # noqa: E711  (None: abstained)
-        unsafe = said == "unsafe"
+        kept = np.array([decision.label is not None for decision in decisions])
+        unsafe = np.array([decision.label == "unsafe" for decision in decisions])
         result[policy_id] = {
             "rows": len(chosen),
             "hand_unsafe": int(labels.sum()),
