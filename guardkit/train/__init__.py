@@ -1,1 +1,1 @@
-"""`guardkit train`: TaskGuard, MultiTaskGuard and JudgeGuard trainers and their model cards (thresholds: `guardkit.calibration`)."""
+"""`guardkit train`: TaskGuard, MultiTaskGuard and JudgeGuard trainers (thresholds: `guardkit.calibration`; model cards: `guardkit.guard_card`)."""
