@@ -10,15 +10,19 @@ on (the components read only the policies' own examples and rule texts), under t
   (--labeller-llm); for each, the weights and abstention margin are chosen on the "dev" half (highest mean
   balanced accuracy with at most --max-abstention abstaining) and reported on the "test" half, beside the
   shipped defaults (both ensembles' shipped weights);
-- the scope gate (a text the policy's scope regression gives less than the gate is out of scope: safe) is
-  tuned on the dev half with the weights;
+- the two scope settings, each swept with the rest at its default: the scope gate (a text the policy's scope
+  regression gives less than the gate is out of scope: safe) and the rival share (a text another content
+  policy claims, with a scope rating above share times this one's and a disallowed rule at least as close, is
+  out of scope too; 0 turns rivals off). Both are chosen on the dev halves: policy-bench balanced accuracy,
+  cross-policy confusion and the audit's precision below;
 - cross-policy confusion: each policy's unsafe rows labelled under every other policy where policy-bench's
-  annotations say they are out of its scope, by the default labeller with and without its scope gate
-  (share labelled unsafe, lower is better). The in-policy numbers above say what the gate costs;
+  annotations say they are out of its scope, by the default labeller with and without its scope judgement
+  (share labelled unsafe, lower is better). The in-policy numbers above say what the judgement costs;
 - the corpus audit (`benchmarks/label_audit/`): real corpus texts a labeller once called unsafe under a narrow
-  policy, labelled by hand under that policy: the default labeller's precision when it says unsafe and its
-  balanced accuracy there. Policy-bench's rows are written to sit near one policy; these are broad red-team
-  requests, most of them out of the narrow policy's scope, which is where the labeller errs.
+  policy, labelled by hand under that policy: the default labeller's precision when it says unsafe, its recall
+  of the hand-unsafe rows and its balanced accuracy there, on the audit's dev and test halves (a stable draw
+  per text). Policy-bench's rows are written to sit near one policy; these are broad red-team requests, most of
+  them out of the narrow policy's scope, which is where the labeller errs.
 
 Target (issue 14): mean balanced accuracy >= 0.90 at <= 20% abstention on the test half.
 
@@ -43,6 +47,7 @@ from guardkit.generate.labeller import COMPONENTS, Labeller, LabellerSettings
 from guardkit.generate.reflection import CachedJudge, LogitJudge
 from guardkit.generate.store import CandidateStore
 from guardkit.policies import shipped_policies
+from guardkit.stable_random import stable_fraction
 
 POLICY_BENCH = Path(__file__).resolve().parent / "policy_bench"
 LABEL_AUDIT = Path(__file__).resolve().parent / "label_audit" / "corpus_rows.jsonl"
@@ -55,38 +60,66 @@ def balanced_accuracy(labels: np.ndarray, flagged: np.ndarray) -> float:
     return float((flagged[positives].mean() + (~flagged[negatives]).mean()) / 2)
 
 
-def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict) -> dict[str, dict[str, float]]:
-    """The labeller on the hand-labelled corpus rows, per policy: its unsafe calls' precision, balanced accuracy
-    on the rows it does not abstain on, and its abstention (as in the data engine, a harmful corpus shifts no logit)."""
+def audit_rows() -> list[dict]:
+    """The label audit's rows, each with its half: "dev" or "test" by a stable draw on its text."""
     rows = [json.loads(line) for line in LABEL_AUDIT.read_text(encoding="utf-8").splitlines() if line.strip()]
-    result = {}
+    return [{**row, "half": "dev" if stable_fraction("label-audit", row["text"]) < 0.5 else "test"} for row in rows]
+
+
+def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict, rows: list[dict]) -> dict[str, dict[str, float]]:
+    """The labeller on hand-labelled corpus rows, per policy and over all of them ("all"): its unsafe calls'
+    precision, the share of the hand-unsafe rows it calls unsafe (recall), balanced accuracy on the rows it does
+    not abstain on, and its abstention (as in the data engine, a harmful corpus shifts no logit)."""
+    labels, unsafe, kept, policy_of = [], [], [], []
     for policy_id in sorted({row["policy"] for row in rows}):
         chosen = [row for row in rows if row["policy"] == policy_id]
         texts = [row["text"] for row in chosen]
         decisions = labeller.label(policies[policy_id], texts, encoder.encode(texts))
-        labels = np.array([row["label"] == "unsafe" for row in chosen])
-        kept = np.array([decision.label is not None for decision in decisions])
-        unsafe = np.array([decision.label == "unsafe" for decision in decisions])
+        labels += [row["label"] == "unsafe" for row in chosen]
+        unsafe += [decision.label == "unsafe" for decision in decisions]
+        kept += [decision.label is not None for decision in decisions]
+        policy_of += [policy_id] * len(chosen)
+    labels, unsafe, kept, policy_of = map(np.array, (labels, unsafe, kept, policy_of))
+    result = {}
+    for policy_id in [*sorted(set(policy_of)), "all"]:
+        rows_of = policy_of == policy_id if policy_id != "all" else np.ones(len(labels), dtype=bool)
+        y, flagged, decided = labels[rows_of], unsafe[rows_of], kept[rows_of]
         result[policy_id] = {
-            "rows": len(chosen),
-            "hand_unsafe": int(labels.sum()),
-            "unsafe_precision": float(labels[unsafe].mean()) if unsafe.any() else float("nan"),
-            "balanced_accuracy": balanced_accuracy(labels[kept].astype(int), unsafe[kept]) if kept.any() else float("nan"),
-            "abstention": float(1 - kept.mean()),
+            "rows": int(rows_of.sum()),
+            "hand_unsafe": int(y.sum()),
+            "unsafe_precision": float(y[flagged].mean()) if flagged.any() else float("nan"),
+            "unsafe_recall": float(flagged[y].mean()) if y.any() else float("nan"),
+            "balanced_accuracy": balanced_accuracy(y[decided].astype(int), flagged[decided]) if decided.any() else float("nan"),
+            "abstention": float(1 - decided.mean()),
         }
     return result
+
+
+def default_labeller_ba(labeller: Labeller, rows: dict, vectors: dict, policies: dict, half: str) -> float:
+    """Mean over policies of the labeller's balanced accuracy on `half` of policy-bench (abstentions left out)."""
+    accuracies = []
+    for policy_id, bench in rows.items():
+        chosen = [index for index, row in enumerate(bench) if row.half == half]
+        decisions = labeller.label(policies[policy_id], [bench[index].text for index in chosen], vectors[policy_id][chosen])
+        kept = np.array([decision.label is not None for decision in decisions])
+        flagged = np.array([decision.label == "unsafe" for decision in decisions])
+        labels = np.array([bench[index].label for index in chosen])
+        accuracies.append(balanced_accuracy(labels[kept], flagged[kept]))
+    return float(np.nanmean(accuracies))
 
 
 def ensemble_logits(logits: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     return sum(weights.get(name, 0.0) * np.nan_to_num(values, nan=0.0) for name, values in logits.items())
 
 
-def summarise(per_policy: dict[str, dict], weights: dict[str, float], margin: float, half: str, gate: float = 0.0) -> dict[str, object]:
+def summarise(per_policy: dict[str, dict], weights: dict[str, float], margin: float, half: str, scope: bool = False) -> dict[str, object]:
+    """Balanced accuracy and abstention of weighted components on `half`; with `scope`, a text the default labeller
+    finds out of the policy's scope (its gate, or a rival policy's claim) is safe where the ensemble says unsafe."""
     accuracies, abstentions = {}, {}
     for policy_id, data in per_policy.items():
         rows = data["half"] == half
         total = ensemble_logits({name: values[rows] for name, values in data["logits"].items()}, weights)
-        out_of_scope = (total > margin) & (data["in_scope"][rows] < gate)
+        out_of_scope = (total > margin) & data["out_of_scope"][rows] if scope else np.zeros(rows.sum(), dtype=bool)
         kept = (np.abs(total) > margin) | out_of_scope
         labels = data["labels"][rows]
         flagged = (total > 0) & ~out_of_scope
@@ -99,7 +132,7 @@ def summarise(per_policy: dict[str, dict], weights: dict[str, float], margin: fl
     }
 
 
-def tune(per_policy: dict[str, dict], components: list[str], max_abstention: float, gate: float) -> tuple[dict[str, float], float]:
+def tune(per_policy: dict[str, dict], components: list[str], max_abstention: float) -> tuple[dict[str, float], float]:
     """Weights and abstention margin with the best dev-half balanced accuracy at <= max_abstention abstaining
     (the first component's weight fixed at 1: only the ratios matter once the margin is searched too)."""
     grid = [0.0, 0.25, 0.5, 1.0, 2.0]
@@ -107,7 +140,7 @@ def tune(per_policy: dict[str, dict], components: list[str], max_abstention: flo
     for values in itertools.product(grid, repeat=len(components) - 1):
         weights = dict(zip(components, (1.0, *values)))
         for margin in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
-            result = summarise(per_policy, weights, margin, "dev", gate)
+            result = summarise(per_policy, weights, margin, "dev", scope=True)
             if result["abstention"] <= max_abstention and result["balanced_accuracy"] > best[0]:
                 best = (result["balanced_accuracy"], weights, margin)
     return best[1], best[2]
@@ -145,16 +178,18 @@ def main() -> int:
     library = list(policies.values())
     labeller = Labeller(encoder, LabellerSettings(), llm, library)
     default_labeller = Labeller(encoder, LabellerSettings(), library=library)
-    ungated_labeller = Labeller(encoder, LabellerSettings(scope_gate=0.0), library=library)
+    unscoped_labeller = Labeller(encoder, LabellerSettings(scope_gate=0.0, scope_share=0.0), library=library)
     rows = {policy_id: read_policy_bench(POLICY_BENCH / f"{policy_id}.jsonl") for policy_id in policies}
+    bench_vectors = {policy_id: encoder.encode([row.text for row in bench]) for policy_id, bench in rows.items()}
     per_policy: dict[str, dict] = {}
     for policy_id, bench in rows.items():
         texts = [row.text for row in bench]
-        vectors = encoder.encode(texts)
+        vectors = bench_vectors[policy_id]
         logits = labeller.component_logits(policies[policy_id], texts, vectors)
         per_policy[policy_id] = {
             "logits": logits,
-            "in_scope": labeller.model(policies[policy_id]).in_scope(vectors),
+            "out_of_scope": (default_labeller.model(policies[policy_id]).in_scope(vectors) < default_labeller.settings.scope_gate)
+            | default_labeller.claimed_by_rival(policies[policy_id], vectors),
             "labels": np.array([row.label for row in bench]),
             "half": np.array([row.half for row in bench]),
         }
@@ -168,25 +203,32 @@ def main() -> int:
     defaults = LabellerSettings()
 
     def ensemble(weights: dict[str, float], margin: float) -> dict:
-        halves = {half: summarise(per_policy, weights, margin, half, defaults.scope_gate) for half in ("dev", "test")}
-        return {"weights": weights, "abstain_margin": margin, "scope_gate": defaults.scope_gate, **halves}
+        halves = {half: summarise(per_policy, weights, margin, half, scope=True) for half in ("dev", "test")}
+        return {"weights": weights, "abstain_margin": margin, "scope_gate": defaults.scope_gate, "scope_share": defaults.scope_share, **halves}
 
     default_weights = {name: defaults.weights.get(name, 0.0) for name in embedding_components}
     report["ensemble_defaults"] = ensemble(default_weights, defaults.abstain_margin)
-    report["ensemble_tuned_on_dev"] = ensemble(*tune(per_policy, embedding_components, args.max_abstention, defaults.scope_gate))
+    report["ensemble_tuned_on_dev"] = ensemble(*tune(per_policy, embedding_components, args.max_abstention))
     if "llm" in components:
         report["ensemble_with_llm_defaults"] = ensemble({name: defaults.weights.get(name, 0.0) for name in components}, defaults.abstain_margin)
-        report["ensemble_with_llm_tuned_on_dev"] = ensemble(*tune(per_policy, components, args.max_abstention, defaults.scope_gate))
-    report["scope_gate_on_dev"] = {
-        str(gate): {
-            "balanced_accuracy": summarise(per_policy, default_weights, defaults.abstain_margin, "dev", gate)["balanced_accuracy"],
-            "cross_policy_unsafe_rate": cross_policy_rate(rows, policies, encoder, Labeller(encoder, LabellerSettings(scope_gate=gate), library=library), "dev"),
+        report["ensemble_with_llm_tuned_on_dev"] = ensemble(*tune(per_policy, components, args.max_abstention))
+    # The two scope settings, each swept on the dev half with everything else at its default.
+    audit = audit_rows()
+    dev_audit = [row for row in audit if row["half"] == "dev"]
+
+    def on_dev(settings: LabellerSettings) -> dict[str, object]:
+        chosen = Labeller(encoder, settings, library=library)
+        return {
+            "balanced_accuracy": default_labeller_ba(chosen, rows, bench_vectors, policies, "dev"),
+            "cross_policy_unsafe_rate": cross_policy_rate(rows, policies, encoder, chosen, "dev"),
+            "corpus_audit": corpus_audit(chosen, encoder, policies, dev_audit)["all"],
         }
-        for gate in (0.0, 0.1, 0.2, 0.3, 0.4)
-    }
+
+    report["scope_gate_on_dev"] = {str(gate): on_dev(LabellerSettings(scope_gate=gate)) for gate in (0.0, 0.1, 0.2, 0.3, 0.4)}
+    report["scope_share_on_dev"] = {str(share): on_dev(LabellerSettings(scope_share=share)) for share in (0.0, 0.5, 0.8, 1.0, 1.5, 2.0)}
     # Cross-policy confusion: policy q's unsafe rows labelled under every other policy p where the annotations
-    # say they are out of p's scope, by the default labeller with and without its scope gate.
-    confusion: dict[str, dict[str, dict[str, float]]] = {"scope gate": {}, "no scope gate": {}}
+    # say they are out of p's scope, by the default labeller with and without its scope judgement (gate and rivals).
+    confusion: dict[str, dict[str, dict[str, float]]] = {"scope judged": {}, "scope not judged": {}}
     for source_id, bench in rows.items():
         unsafe_rows = [row for row in bench if row.label == 1]
         texts = [row.text for row in unsafe_rows]
@@ -195,13 +237,13 @@ def main() -> int:
             out_of_scope = [index for index, row in enumerate(unsafe_rows) if target_id not in (*row.also_unsafe_under, *row.ambiguous_under)]
             if target_id == source_id or not out_of_scope:
                 continue
-            for mode, chosen in (("scope gate", default_labeller), ("no scope gate", ungated_labeller)):
+            for mode, chosen in (("scope judged", default_labeller), ("scope not judged", unscoped_labeller)):
                 decisions = chosen.label(target, [texts[index] for index in out_of_scope], vectors[out_of_scope])
                 confusion[mode].setdefault(target_id, {})[source_id] = float(np.mean([decision.label == "unsafe" for decision in decisions]))
     report["cross_policy_unsafe_rate"] = {
         mode: {"mean": float(np.mean([value for row in matrix.values() for value in row.values()])), "matrix": matrix} for mode, matrix in confusion.items()
     }
-    report["corpus_audit"] = corpus_audit(default_labeller, encoder, policies)
+    report["corpus_audit"] = {half: corpus_audit(default_labeller, encoder, policies, [row for row in audit if half in ("all", row["half"])]) for half in ("dev", "test", "all")}
     report["llm_judgements"] = labeller.llm_calls
     report["seconds"] = round(time.perf_counter() - started, 1)
 
@@ -220,16 +262,22 @@ def main() -> int:
     test = report["ensemble_tuned_on_dev"]["test"]
     for policy_id, values in test["per_policy"].items():
         print(f"  {policy_id:26s} BA {values['balanced_accuracy']:.3f} abstention {values['abstention']:.3f}")
-    print("scope gate on the dev half: " + ", ".join(
-        f"{gate}: BA {entry['balanced_accuracy']:.3f} / cross-policy {entry['cross_policy_unsafe_rate']:.3f}" for gate, entry in report["scope_gate_on_dev"].items()
-    ))
+    for setting in ("scope_gate", "scope_share"):
+        print(f"{setting} on the dev halves (BA / cross-policy / audit precision, recall):")
+        for value, entry in report[f"{setting}_on_dev"].items():
+            audit_dev = entry["corpus_audit"]
+            print(
+                f"  {value:5s} BA {entry['balanced_accuracy']:.3f}  cross-policy {entry['cross_policy_unsafe_rate']:.3f}  "
+                f"audit {audit_dev['unsafe_precision']:.3f}, {audit_dev['unsafe_recall']:.3f}"
+            )
     for mode, entry in report["cross_policy_unsafe_rate"].items():
         print(f"cross-policy ({mode}): share of other policies' out-of-scope unsafe rows labelled unsafe (mean) {entry['mean']:.3f}")
-    for policy_id, entry in report["corpus_audit"].items():
-        print(
-            f"corpus audit {policy_id:26s} rows {entry['rows']} (hand unsafe {entry['hand_unsafe']}): precision of unsafe "
-            f"{entry['unsafe_precision']:.3f}, BA {entry['balanced_accuracy']:.3f}, abstention {entry['abstention']:.3f}"
-        )
+    for half, per_audit_policy in report["corpus_audit"].items():
+        for policy_id, entry in per_audit_policy.items():
+            print(
+                f"corpus audit ({half}) {policy_id:26s} rows {entry['rows']} (hand unsafe {entry['hand_unsafe']}): precision of unsafe "
+                f"{entry['unsafe_precision']:.3f}, recall {entry['unsafe_recall']:.3f}, BA {entry['balanced_accuracy']:.3f}, abstention {entry['abstention']:.3f}"
+            )
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

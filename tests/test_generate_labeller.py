@@ -53,6 +53,9 @@ class _FixedComponents(Labeller):
             def embedding_logits(self, vectors):
                 return {name: values[: len(vectors)] for name, values in fixed.items()}
 
+            def closest_rule(self, vectors):
+                return np.zeros(len(vectors))
+
             def unsafe_rules(self, vector, intended):
                 return (POLICY.disallowed[0],)
 

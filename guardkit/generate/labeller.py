@@ -23,7 +23,13 @@ policy-bench by `benchmarks/bench_labels.py`, which reports on the other half.
 Scope: a guard trained on one policy's examples learns "harmful or not", and calls a text unsafe under a
 policy that does not cover it (violent-crime examples flag election disinformation). The scope gate is a
 second regression that also sees the other policies' unsafe examples as safe: a text it gives less than
-`scope_gate` is out of the policy's scope and labelled safe, whatever the ensemble says. A policy tagged
+`scope_gate` is out of the policy's scope and labelled safe, whatever the ensemble says. A gate fitted on a few
+dozen examples per policy still lets through much of a red-team corpus (a hand audit of corpus texts labelled
+unsafe under six narrow policies found 46% right, benchmarks/label_audit), since such a text sits near several
+policies' examples. So a content policy also loses a text to a rival: another gated content policy whose scope
+regression rates it above `scope_share` times this one's rating and whose closest disallowed rule is at least as
+close. Both counts must agree, since a text in two policies' scope (a phishing SMS about voting) is unsafe under
+both; on the audit, either count alone removes more right rows than the pair does. A policy tagged
 `scope` or `product-scope` (an assistant that must stay on its topic) flags other policies' texts as off
 topic, so it gets no gate. The unsafe examples of attack-technique policies (tagged `llm-attacks`: jailbreak,
 prompt injection) wrap other policies' content (a role-play around a bomb recipe), so they are out-of-scope
@@ -64,7 +70,7 @@ BENIGN, HARMFUL = "benign", "harmful"
 @dataclass(frozen=True)
 class LabellerSettings:
     """How the components are combined; the defaults are those bench_labels.py tuned on policy-bench's dev half
-    (the scope gate: the largest whose dev balanced accuracy stays at 0.90 or more)."""
+    (the scope gate and the rival share: the largest whose dev balanced accuracy stays at 0.90 or more)."""
 
     weights: dict[str, float] = field(
         default_factory=lambda: {"examples-lr": 1.0, "examples-knn": 0.5, "policy-rules": 0.25, "llm": 0.5}
@@ -72,6 +78,7 @@ class LabellerSettings:
     abstain_margin: float = 0.75
     prior_shift: float = 3.0
     scope_gate: float = 0.3
+    scope_share: float = 1.0
     llm_band: float = 4.0
     lr_c: float = 10.0
 
@@ -149,7 +156,10 @@ class PolicyModel:
     def rules_margin(self, vectors: np.ndarray) -> np.ndarray:
         if not len(self.rules) or not len(self.allowed):
             return np.zeros(len(vectors))
-        return RULES_LOGIT_SCALE * ((vectors @ self.rules.T).max(axis=1) - (vectors @ self.allowed.T).max(axis=1))
+        return RULES_LOGIT_SCALE * (self.closest_rule(vectors) - (vectors @ self.allowed.T).max(axis=1))
+
+    def closest_rule(self, vectors: np.ndarray) -> np.ndarray:
+        return (vectors @ self.rules.T).max(axis=1)
 
     def in_scope(self, vectors: np.ndarray) -> np.ndarray:
         """P(the text is about this policy's disallowed content rather than another policy's): 1 without a gate."""
@@ -207,6 +217,22 @@ class Labeller:
             self._models[key] = PolicyModel(policy, self._encode, self.settings.lr_c, others)
         return self._models[key]
 
+    def claimed_by_rival(self, policy: Policy, vectors: np.ndarray) -> np.ndarray:
+        """Per text, whether another gated content policy of the library explains it better than `policy` on both
+        counts: its scope regression rates the text above `scope_share` times this policy's rating, and its
+        closest disallowed rule is at least as close as this policy's. Always False for an ungated or
+        attack-technique policy, which competes with none."""
+        claimed = np.zeros(len(vectors), dtype=bool)
+        model = self.model(policy)
+        if model.scope is None or TECHNIQUE_TAGS & set(policy.tags):
+            return claimed
+        in_scope, closest_rule = model.in_scope(vectors), model.closest_rule(vectors)
+        for other in self.library:
+            rival = self.model(other) if other.id != policy.id and not TECHNIQUE_TAGS & set(other.tags) else None
+            if rival is not None and rival.scope is not None:
+                claimed |= (in_scope < self.settings.scope_share * rival.in_scope(vectors)) & (closest_rule <= rival.closest_rule(vectors))
+        return claimed
+
     def component_logits(
         self, policy: Policy, texts: Sequence[str], vectors: np.ndarray, llm_for: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
@@ -260,13 +286,14 @@ class Labeller:
             logits["llm"] = self._llm_logits(policy, texts, np.flatnonzero(unsure))
         total = self.combine(logits, priors)
         in_scope = model.in_scope(vectors)
+        out_of_scope = (in_scope < self.settings.scope_gate) | self.claimed_by_rival(policy, vectors)
         decisions = []
         for index, value in enumerate(total):
             components = {name: float(values[index]) for name, values in logits.items() if not np.isnan(values[index])}
             if model.scope is not None:
                 components["in-scope"] = float(in_scope[index])
             score = float(1 / (1 + np.exp(-value)))
-            if value > self.settings.abstain_margin and in_scope[index] < self.settings.scope_gate:
+            if value > self.settings.abstain_margin and out_of_scope[index]:
                 decisions.append(Decision("safe", score, components))
             elif abs(value) <= self.settings.abstain_margin:
                 decisions.append(Decision(None, score, components))
@@ -284,6 +311,7 @@ class Labeller:
             "abstain_margin": settings.abstain_margin,
             "prior_shift": settings.prior_shift,
             "scope_gate": settings.scope_gate,
+            "scope_share": settings.scope_share,
             "scope_gated_policies": sorted(policy_id for policy_id, model in self._models.items() if model.scope is not None),
             "llm_band": settings.llm_band if self.llm is not None else None,
             "llm": self.llm.judge.describe() if self.llm is not None else None,

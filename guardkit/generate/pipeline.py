@@ -313,6 +313,7 @@ class Generation:
             abstain_margin=defaults.abstain_margin if self.config.abstain_margin is None else self.config.abstain_margin,
             prior_shift=defaults.prior_shift if self.config.prior_shift is None else self.config.prior_shift,
             scope_gate=defaults.scope_gate,
+            scope_share=defaults.scope_share,
             llm_band=defaults.llm_band,
             lr_c=defaults.lr_c,
         )
