@@ -12,8 +12,8 @@ on (the components read only the policies' own examples and rule texts), under t
   shipped defaults (both ensembles' shipped weights);
 - the two scope settings, each swept with the rest at its default: the scope gate (a text the policy's scope
   regression gives less than the gate is out of scope: safe) and the rival share (a text another content
-  policy claims, with a scope rating above share times this one's and a disallowed rule at least as close, is
-  out of scope too; 0 turns rivals off). Both are chosen on the dev halves: policy-bench balanced accuracy,
+  policy claims, with a scope rating that, times the share, exceeds this one's and a disallowed rule at least as
+  close, is out of scope too; 0 turns rivals off). Both are chosen on the dev halves: policy-bench balanced accuracy,
   cross-policy confusion and the audit's precision below;
 - cross-policy confusion: each policy's unsafe rows labelled under every other policy where policy-bench's
   annotations say they are out of its scope, by the default labeller with and without its scope judgement

@@ -84,6 +84,50 @@ def test_the_scope_gate_turns_confident_unsafe_texts_of_other_policies_safe():
     assert decisions[1].components["in-scope"] == pytest.approx(0.1) and decisions[1].rules == ()
 
 
+class _FixedScopes(Labeller):
+    """A labeller whose policies' scope ratings and closest-rule similarities are fixed per text."""
+
+    def __init__(self, scopes: dict[str, tuple[list[float], list[float]]], library: list[Policy], scope_share: float):
+        super().__init__(encoder=None, settings=LabellerSettings(scope_share=scope_share), library=library)
+        self.scopes = scopes
+
+    def model(self, policy):
+        in_scope, closest_rule = (np.array(values) for values in self.scopes[policy.id])
+
+        class Model:
+            scope = "fixed"
+
+            def in_scope(self, vectors):
+                return in_scope
+
+            def closest_rule(self, vectors):
+                return closest_rule
+
+        return Model()
+
+
+def test_a_rival_content_policy_claims_a_text_only_when_it_wins_on_scope_and_on_its_closest_rule():
+    pets = POLICY
+    plants = Policy(id="plants", name="Plant safety", description="d", allowed=["Watering plants"], disallowed=["Poisoning plants"], examples={"unsafe": ["u"], "safe": ["s"]})
+    attacks = Policy(id="attacks", name="Attacks", description="d", allowed=["Role-play"], disallowed=["Jailbreaks"], examples={"unsafe": ["u"], "safe": ["s"]}, tags=["llm-attacks"])
+    # Texts: pets' own (it leads on scope, ties on the rule); plants' (plants leads on both); plants leads on scope but
+    # pets' rule is closer.
+    # The attack-technique policy rates every text highest and is never a rival of a content policy.
+    scopes = {
+        "pets": ([0.9, 0.4, 0.4], [0.8, 0.5, 0.8]),
+        "plants": ([0.5, 0.8, 0.8], [0.8, 0.7, 0.7]),
+        "attacks": ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+    }
+    labeller = _FixedScopes(scopes, [pets, plants, attacks], scope_share=1.0)
+    assert labeller.claimed_by_rival(pets, np.zeros((3, 2))).tolist() == [False, True, False]
+    # A share of 0.5 asks the rival for twice this policy's scope rating; 2 for half of it; 0 turns rivals off.
+    assert _FixedScopes(scopes, [pets, plants, attacks], scope_share=0.5).claimed_by_rival(pets, np.zeros((3, 2))).tolist() == [False, False, False]
+    assert _FixedScopes(scopes, [pets, plants, attacks], scope_share=2.0).claimed_by_rival(pets, np.zeros((3, 2))).tolist() == [True, True, False]
+    assert not _FixedScopes(scopes, [pets, plants, attacks], scope_share=0.0).claimed_by_rival(pets, np.zeros((3, 2))).any()
+    # An attack-technique policy competes with none.
+    assert not labeller.claimed_by_rival(attacks, np.zeros((3, 2))).any()
+
+
 @pytest.fixture(scope="module")
 def minilm_encoder(minilm_dir):
     return SentenceEncoder(str(minilm_dir), batch_size=8)

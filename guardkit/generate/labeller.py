@@ -27,9 +27,9 @@ second regression that also sees the other policies' unsafe examples as safe: a 
 dozen examples per policy still lets through much of a red-team corpus (a hand audit of corpus texts labelled
 unsafe under six narrow policies found 46% right, benchmarks/label_audit), since such a text sits near several
 policies' examples. So a content policy also loses a text to a rival: another gated content policy whose scope
-regression rates it above `scope_share` times this one's rating and whose closest disallowed rule is at least as
-close. Both counts must agree, since a text in two policies' scope (a phishing SMS about voting) is unsafe under
-both; on the audit, either count alone removes more right rows than the pair does. A policy tagged
+rating, times `scope_share`, exceeds this one's and whose closest disallowed rule is at least as close. Both
+counts must agree, since a text in two policies' scope (a threat that posts someone's home address) is unsafe
+under both; on the audit, either count alone removes more right rows than the pair does. A policy tagged
 `scope` or `product-scope` (an assistant that must stay on its topic) flags other policies' texts as off
 topic, so it gets no gate. The unsafe examples of attack-technique policies (tagged `llm-attacks`: jailbreak,
 prompt injection) wrap other policies' content (a role-play around a bomb recipe), so they are out-of-scope
@@ -219,8 +219,8 @@ class Labeller:
 
     def claimed_by_rival(self, policy: Policy, vectors: np.ndarray) -> np.ndarray:
         """Per text, whether another gated content policy of the library explains it better than `policy` on both
-        counts: its scope regression rates the text above `scope_share` times this policy's rating, and its
-        closest disallowed rule is at least as close as this policy's. Always False for an ungated or
+        counts: its scope rating, times `scope_share`, exceeds this policy's, and its closest disallowed rule is
+        at least as close as this policy's (0 turns rivals off). Always False for an ungated or
         attack-technique policy, which competes with none."""
         claimed = np.zeros(len(vectors), dtype=bool)
         model = self.model(policy)
