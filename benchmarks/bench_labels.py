@@ -15,13 +15,17 @@ on (the components read only the policies' own examples and rule texts), under t
   policy claims, with a scope rating that, times the share, exceeds this one's and a disallowed rule at least as
   close, is out of scope too; 0 turns rivals off). Both are chosen on the dev halves: policy-bench balanced accuracy,
   cross-policy confusion and the audit's precision below;
+- scope evidence: the corpus texts filed under a category one policy covers (pyrit's harm categories,
+  Do-Not-Answer's risk areas; the corpora's category_policies), which join the scope regressions as in
+  `guardkit generate`, less any near a policy-bench or audit text; measured with and without on the dev halves;
 - cross-policy confusion: each policy's unsafe rows labelled under every other policy where policy-bench's
   annotations say they are out of its scope, by the default labeller with and without its scope judgement
   (share labelled unsafe, lower is better). The in-policy numbers above say what the judgement costs;
 - the corpus audit (`benchmarks/label_audit/`): real corpus texts a labeller once called unsafe under a narrow
   policy, labelled by hand under that policy: the default labeller's precision when it says unsafe, its recall
   of the hand-unsafe rows and its balanced accuracy there, on the audit's dev and test halves (a stable draw
-  per text). Policy-bench's rows are written to sit near one policy; these are broad red-team requests, most of
+  per text), over all rows and over those from corpora that give no scope evidence (no sibling text of theirs
+  was fitted on; the sweeps read these). Policy-bench's rows are written to sit near one policy; these are broad red-team requests, most of
   them out of the narrow policy's scope, which is where the labeller errs.
 
 Target (issue 14): mean balanced accuracy >= 0.90 at <= 20% abstention on the test half.
@@ -41,8 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
+from guardkit.data.corpora import CORPORA
 from guardkit.embeddings import SentenceEncoder
+from guardkit.evaluate.decontamination import NearDuplicateIndex
 from guardkit.evaluate.harness import read_policy_bench
+from guardkit.generate.candidates import CORPUS_SOURCE_PREFIX, corpus_candidates, scope_evidence
 from guardkit.generate.labeller import COMPONENTS, Labeller, LabellerSettings
 from guardkit.generate.reflection import CachedJudge, LogitJudge
 from guardkit.generate.store import CandidateStore
@@ -66,11 +73,24 @@ def audit_rows() -> list[dict]:
     return [{**row, "half": "dev" if stable_fraction("label-audit", row["text"]) < 0.5 else "test"} for row in rows]
 
 
-def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict, rows: list[dict]) -> dict[str, dict[str, float]]:
-    """The labeller on hand-labelled corpus rows, per policy and over all of them ("all"): its unsafe calls'
-    precision, the share of the hand-unsafe rows it calls unsafe (recall), balanced accuracy on the rows it does
-    not abstain on, and its abstention (as in the data engine, a harmful corpus shifts no logit)."""
-    labels, unsafe, kept, policy_of = [], [], [], []
+def shipped_scope_evidence(references: list[str]) -> tuple[dict[str, list[str]], list[str], int]:
+    """What `guardkit generate` gives the labeller as scope evidence (its default sample of each corpus), less the
+    texts that are (nearly) a reference text: {policy id: texts}, the corpora they come from, and how many were
+    left out as references."""
+    evidence_corpora = [name for name, corpus in CORPORA.items() if corpus.category_policies and not corpus.eval_only]
+    index = NearDuplicateIndex(references)
+    categorised = [candidate for candidate in corpus_candidates(evidence_corpora, max_per_corpus=1200, seed=0) if candidate.scope_policy]
+    kept = [candidate for candidate in categorised if index.match(candidate.text) is None]
+    return scope_evidence(kept, shipped_policies()), evidence_corpora, len(categorised) - len(kept)
+
+
+def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict, rows: list[dict], evidence_corpora: list[str]) -> dict[str, dict[str, float]]:
+    """The labeller on hand-labelled corpus rows, per policy, over all of them ("all") and over those from corpora
+    that give no scope evidence ("no-evidence corpora": the labeller was fitted on no sibling of theirs): its unsafe
+    calls' precision, the share of the hand-unsafe rows it calls unsafe (recall), balanced accuracy on the rows it
+    does not abstain on, and its abstention (as in the data engine, a harmful corpus shifts no logit)."""
+    fitted_on = {f"{CORPUS_SOURCE_PREFIX}{name}" for name in evidence_corpora}
+    labels, unsafe, kept, policy_of, unseen = [], [], [], [], []
     for policy_id in sorted({row["policy"] for row in rows}):
         chosen = [row for row in rows if row["policy"] == policy_id]
         texts = [row["text"] for row in chosen]
@@ -79,10 +99,12 @@ def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict, r
         unsafe += [decision.label == "unsafe" for decision in decisions]
         kept += [decision.label is not None for decision in decisions]
         policy_of += [policy_id] * len(chosen)
-    labels, unsafe, kept, policy_of = map(np.array, (labels, unsafe, kept, policy_of))
+        unseen += [row["source"] not in fitted_on for row in chosen]
+    labels, unsafe, kept, policy_of, unseen = map(np.array, (labels, unsafe, kept, policy_of, unseen))
+    subsets = {policy_id: policy_of == policy_id for policy_id in sorted(set(policy_of))}
+    subsets.update({"all": np.ones(len(labels), dtype=bool), "no-evidence corpora": unseen})
     result = {}
-    for policy_id in [*sorted(set(policy_of)), "all"]:
-        rows_of = policy_of == policy_id if policy_id != "all" else np.ones(len(labels), dtype=bool)
+    for policy_id, rows_of in subsets.items():
         y, flagged, decided = labels[rows_of], unsafe[rows_of], kept[rows_of]
         result[policy_id] = {
             "rows": int(rows_of.sum()),
@@ -176,10 +198,12 @@ def main() -> int:
         store = CandidateStore(Path(tempfile.mkdtemp()) / "verdicts.jsonl")
         llm = CachedJudge(LogitJudge(args.judge, few_shot=None, batch_size=16, device=None), store)
     library = list(policies.values())
-    labeller = Labeller(encoder, LabellerSettings(), llm, library)
-    default_labeller = Labeller(encoder, LabellerSettings(), library=library)
-    unscoped_labeller = Labeller(encoder, LabellerSettings(scope_gate=0.0, scope_share=0.0), library=library)
     rows = {policy_id: read_policy_bench(POLICY_BENCH / f"{policy_id}.jsonl") for policy_id in policies}
+    audit = audit_rows()
+    evidence, evidence_corpora, evidence_removed = shipped_scope_evidence([row.text for bench in rows.values() for row in bench] + [row["text"] for row in audit])
+    labeller = Labeller(encoder, LabellerSettings(), llm, library, evidence)
+    default_labeller = Labeller(encoder, LabellerSettings(), library=library, scope_evidence=evidence)
+    unscoped_labeller = Labeller(encoder, LabellerSettings(scope_gate=0.0, scope_share=0.0), library=library)
     bench_vectors = {policy_id: encoder.encode([row.text for row in bench]) for policy_id, bench in rows.items()}
     per_policy: dict[str, dict] = {}
     for policy_id, bench in rows.items():
@@ -197,7 +221,15 @@ def main() -> int:
     components = [name for name in COMPONENTS if name in next(iter(per_policy.values()))["logits"]]
     embedding_components = [name for name in components if name != "llm"]
 
-    report: dict[str, object] = {"components": {}, "rows": {half: int(sum((data["half"] == half).sum() for data in per_policy.values())) for half in ("dev", "test")}}
+    report: dict[str, object] = {
+        "components": {},
+        "rows": {half: int(sum((data["half"] == half).sum() for data in per_policy.values())) for half in ("dev", "test")},
+        "scope_evidence": {
+            "corpora": evidence_corpora,
+            "texts": {policy_id: len(texts) for policy_id, texts in sorted(evidence.items())},
+            "left_out_as_policy_bench_or_audit": evidence_removed,
+        },
+    }
     for name in components:
         report["components"][name] = {half: summarise(per_policy, {name: 1.0}, 0.0, half) for half in ("dev", "test")}
     defaults = LabellerSettings()
@@ -212,20 +244,20 @@ def main() -> int:
     if "llm" in components:
         report["ensemble_with_llm_defaults"] = ensemble({name: defaults.weights.get(name, 0.0) for name in components}, defaults.abstain_margin)
         report["ensemble_with_llm_tuned_on_dev"] = ensemble(*tune(per_policy, components, args.max_abstention))
-    # The two scope settings, each swept on the dev half with everything else at its default.
-    audit = audit_rows()
+    # The scope settings, each swept on the dev halves with everything else at its default.
     dev_audit = [row for row in audit if row["half"] == "dev"]
 
-    def on_dev(settings: LabellerSettings) -> dict[str, object]:
-        chosen = Labeller(encoder, settings, library=library)
+    def on_dev(settings: LabellerSettings, with_evidence: bool = True) -> dict[str, object]:
+        chosen = Labeller(encoder, settings, library=library, scope_evidence=evidence if with_evidence else None)
         return {
             "balanced_accuracy": default_labeller_ba(chosen, rows, bench_vectors, policies, "dev"),
             "cross_policy_unsafe_rate": cross_policy_rate(rows, policies, encoder, chosen, "dev"),
-            "corpus_audit": corpus_audit(chosen, encoder, policies, dev_audit)["all"],
+            "corpus_audit": corpus_audit(chosen, encoder, policies, dev_audit, evidence_corpora)["no-evidence corpora"],
         }
 
     report["scope_gate_on_dev"] = {str(gate): on_dev(LabellerSettings(scope_gate=gate)) for gate in (0.0, 0.1, 0.2, 0.3, 0.4)}
     report["scope_share_on_dev"] = {str(share): on_dev(LabellerSettings(scope_share=share)) for share in (0.0, 0.5, 0.8, 1.0, 1.5, 2.0)}
+    report["scope_evidence_on_dev"] = {"none": on_dev(LabellerSettings(), with_evidence=False), "corpora": on_dev(LabellerSettings())}
     # Cross-policy confusion: policy q's unsafe rows labelled under every other policy p where the annotations
     # say they are out of p's scope, by the default labeller with and without its scope judgement (gate and rivals).
     confusion: dict[str, dict[str, dict[str, float]]] = {"scope judged": {}, "scope not judged": {}}
@@ -243,7 +275,10 @@ def main() -> int:
     report["cross_policy_unsafe_rate"] = {
         mode: {"mean": float(np.mean([value for row in matrix.values() for value in row.values()])), "matrix": matrix} for mode, matrix in confusion.items()
     }
-    report["corpus_audit"] = {half: corpus_audit(default_labeller, encoder, policies, [row for row in audit if half in ("all", row["half"])]) for half in ("dev", "test", "all")}
+    report["corpus_audit"] = {
+        half: corpus_audit(default_labeller, encoder, policies, [row for row in audit if half in ("all", row["half"])], evidence_corpora)
+        for half in ("dev", "test", "all")
+    }
     report["llm_judgements"] = labeller.llm_calls
     report["seconds"] = round(time.perf_counter() - started, 1)
 
@@ -262,8 +297,9 @@ def main() -> int:
     test = report["ensemble_tuned_on_dev"]["test"]
     for policy_id, values in test["per_policy"].items():
         print(f"  {policy_id:26s} BA {values['balanced_accuracy']:.3f} abstention {values['abstention']:.3f}")
-    for setting in ("scope_gate", "scope_share"):
-        print(f"{setting} on the dev halves (BA / cross-policy / audit precision, recall):")
+    print(f"scope evidence: {report['scope_evidence']['texts']} from {', '.join(evidence_corpora)} ({evidence_removed} left out)")
+    for setting in ("scope_gate", "scope_share", "scope_evidence"):
+        print(f"{setting} on the dev halves (BA / cross-policy / audit precision, recall on the no-evidence corpora's rows):")
         for value, entry in report[f"{setting}_on_dev"].items():
             audit_dev = entry["corpus_audit"]
             print(

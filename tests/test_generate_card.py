@@ -30,6 +30,7 @@ def _stats():
             "prior_shift": 3.0,
             "scope_gate": 0.3,
             "scope_share": 1.0,
+            "scope_evidence": {"pet_safety": 3},
             "abstained": {"pet_safety": 4},
             "policy_bench_estimate": {"pet_safety": {"rows": 20, "abstention": 0.1, "balanced_accuracy": 0.9}},
         },
@@ -82,6 +83,7 @@ def test_card_front_matter_parses_back(tmp_path):
     assert "up to 6\nbenign corpus texts" in body and "up to 4 passages" in body and "| fragment:tau2-documents | 4 |" in body
     assert "| `pet_safety` | 20 | 0.10 | 0.900 |" in body  # the labeller's accuracy estimate
     assert "less\nthan 0.3, or another content policy claims it (a scope rating that, times 1.0, exceeds" in body  # the scope settings of the run
+    assert "out of scope for the others): `pet_safety` 3." in body
     assert "5 of the 8 unsafe rows of the balanced selection were written by the generator" in body  # and what they are worth
     assert "removed per set: offline-corpora 2" in body and "agreed 8, relabelled 2, dropped labeller abstained 1." in body
     assert "Feed \\| the dog grapes" in body

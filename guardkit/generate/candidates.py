@@ -17,7 +17,7 @@ intended label and rule. Every candidate has a stable id, so labels cached under
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from guardkit.data.schema import CORPUS_SOURCE_PREFIX
@@ -62,6 +62,8 @@ class Candidate:
     target_policy: str | None = None
     intended_label: str | None = None
     intended_rule: str | None = None
+    # Corpus texts of a category that one shipped policy covers (the corpus's category_policies): that policy.
+    scope_policy: str | None = None
 
 
 def corpus_candidates(names: Sequence[str], max_per_corpus: int, seed: int, roots=None) -> list[Candidate]:
@@ -76,11 +78,30 @@ def corpus_candidates(names: Sequence[str], max_per_corpus: int, seed: int, root
             texts = sorted(texts, key=lambda text: stable_fraction(seed, "corpus", text.uid))[:max_per_corpus]
         forced = {KIND_POLICIES[corpus.kind]: "unsafe"} if corpus.kind in KIND_POLICIES else {}
         prior = BENIGN if corpus.kind == "benign" else HARMFUL
+        scope_policies = dict(corpus.category_policies)
         candidates += [
-            Candidate(id=f"corpus:{text.uid}", text=text.text, source=f"{CORPUS_SOURCE_PREFIX}{name}", register=text.register, prior=prior, forced=forced)
+            Candidate(
+                id=f"corpus:{text.uid}",
+                text=text.text,
+                source=f"{CORPUS_SOURCE_PREFIX}{name}",
+                register=text.register,
+                prior=prior,
+                forced=forced,
+                scope_policy=scope_policies.get(text.category),
+            )
             for text in texts
         ]
     return candidates
+
+
+def scope_evidence(candidates: Iterable[Candidate], policy_ids: Collection[str]) -> dict[str, list[str]]:
+    """{policy id: the texts of `candidates` whose corpus category that policy covers}, for the policies named: the
+    labeller's scope evidence."""
+    evidence: dict[str, list[str]] = {}
+    for candidate in candidates:
+        if candidate.scope_policy in policy_ids:
+            evidence.setdefault(candidate.scope_policy, []).append(candidate.text)
+    return evidence
 
 
 def document_fragment_candidates(count: int, seed: int, roots=None) -> list[Candidate]:

@@ -35,6 +35,11 @@ topic, so it gets no gate. The unsafe examples of attack-technique policies (tag
 prompt injection) wrap other policies' content (a role-play around a bomb recipe), so they are out-of-scope
 examples only for each other, never for a content policy.
 
+Scope evidence: a corpus that files its texts by category (pyrit's harm categories, Do-Not-Answer's risk areas)
+says which policy some of them belong to. Those texts (the training side, decontaminated) join the content
+policies' scope regressions: in scope for the policy their category maps to, out of scope for the others. They are
+real requests, like the texts being labelled, where the policies' examples are a few dozen hand-written ones.
+
 Rules: an unsafe decision names the disallowed rules of the policy the text is closest to (the best one and
 any within RULE_MARGIN of it); a safe one names the allowed item it stands for when one is close enough.
 A generated text keeps the rule it was asked for when that rule is among the close ones.
@@ -42,7 +47,7 @@ A generated text keeps the rule it was asked for when that rule is among the clo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +65,10 @@ COMPONENT_CLIP = 8.0
 TECHNIQUE_TAGS = frozenset({"llm-attacks"})
 # How much each of the other policies' unsafe examples counts, as a safe example, in a policy's scope gate.
 OTHER_POLICIES_WEIGHT = 0.3
+# How much a corpus text of a category one policy covers (scope evidence) counts in the scope regressions: in its
+# policy's as in scope, in the other content policies' as out of scope (times OTHER_POLICIES_WEIGHT). The texts are
+# real requests, closer to what is labelled than the policies' own examples; 3 measured best of 1 and 3 (bench_labels).
+SCOPE_EVIDENCE_WEIGHT = 3.0
 # Cosine similarity a rule may trail the closest rule by and still be named as broken.
 RULE_MARGIN = 0.04
 # A safe text stands for an allowed item only when it is at least this similar to it.
@@ -124,9 +133,19 @@ class PolicyModel:
     """The fitted embedding components of one policy, its scope gate, and its rule and allowed-item embeddings.
 
     others_unsafe: the other policies' unsafe examples (what is out of this policy's scope), or None.
+    evidence_in, evidence_out: embedded corpus texts whose category this policy covers, and those another policy
+    covers (scope evidence; see Labeller).
     """
 
-    def __init__(self, policy: Policy, encode, lr_c: float, others_unsafe: Sequence[str] = ()):
+    def __init__(
+        self,
+        policy: Policy,
+        encode,
+        lr_c: float,
+        others_unsafe: Sequence[str] = (),
+        evidence_in: np.ndarray | None = None,
+        evidence_out: np.ndarray | None = None,
+    ):
         from sklearn.linear_model import LogisticRegression
 
         self.policy = policy
@@ -139,9 +158,18 @@ class PolicyModel:
         self.scope = None
         if others_unsafe and not policy.restricts_scope:
             others = encode(list(others_unsafe))
-            weights = np.r_[np.ones(len(features)), np.full(len(others), OTHER_POLICIES_WEIGHT)]
+            evidence_in = np.zeros((0, features.shape[1])) if evidence_in is None else evidence_in
+            evidence_out = np.zeros((0, features.shape[1])) if evidence_out is None else evidence_out
+            weights = np.r_[
+                np.ones(len(features)),
+                np.full(len(others), OTHER_POLICIES_WEIGHT),
+                np.full(len(evidence_in), SCOPE_EVIDENCE_WEIGHT),
+                np.full(len(evidence_out), SCOPE_EVIDENCE_WEIGHT * OTHER_POLICIES_WEIGHT),
+            ]
             self.scope = LogisticRegression(C=lr_c, max_iter=5000, class_weight="balanced").fit(
-                np.vstack([features, others]), np.r_[labels, np.zeros(len(others))], sample_weight=weights
+                np.vstack([features, others, evidence_in, evidence_out]),
+                np.r_[labels, np.zeros(len(others)), np.ones(len(evidence_in)), np.zeros(len(evidence_out))],
+                sample_weight=weights,
             )
         self.rules = encode([f"{policy.name}: {rule}" for rule in policy.disallowed])
         self.allowed = encode([f"{policy.name}: {item}" for item in policy.allowed])
@@ -185,15 +213,24 @@ class Labeller:
 
     llm: a `guardkit.generate.reflection.CachedJudge` (verdicts cached in candidates.jsonl) or None to label
     from the embedding components alone. library: every policy of the run; the others' unsafe examples are
-    each policy's out-of-scope texts (its scope gate).
+    each policy's out-of-scope texts (its scope gate). scope_evidence: {policy id: corpus texts of a category
+    that policy covers}, in scope for it and out of scope for the library's other content policies.
     """
 
-    def __init__(self, encoder: SentenceEncoder, settings: LabellerSettings | None = None, llm=None, library: Sequence[Policy] = ()):
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        settings: LabellerSettings | None = None,
+        llm=None,
+        library: Sequence[Policy] = (),
+        scope_evidence: Mapping[str, Sequence[str]] | None = None,
+    ):
         self.encoder = encoder
         self.settings = settings or LabellerSettings()
         self.llm = llm
         self.library = list(library)
         self._models: dict[str, PolicyModel] = {}
+        self.set_scope_evidence(scope_evidence or {})
         self._vectors: dict[str, np.ndarray] = {}
         self.llm_calls = 0
 
@@ -203,6 +240,14 @@ class Labeller:
         if missing:
             self._vectors.update(zip(missing, self.encoder.encode(missing)))
         return np.stack([self._vectors[text] for text in texts])
+
+    def set_scope_evidence(self, scope_evidence: Mapping[str, Sequence[str]]) -> None:
+        """Replace the scope evidence; the policies' models are fitted again when next asked for."""
+        self.scope_evidence = {policy_id: list(texts) for policy_id, texts in scope_evidence.items() if texts}
+        self._models.clear()
+
+    def _encode_evidence(self, texts: list[str]) -> np.ndarray | None:
+        return self._encode(texts) if texts else None
 
     def model(self, policy: Policy) -> PolicyModel:
         key = policy.id
@@ -214,7 +259,14 @@ class Labeller:
                 if other.id != policy.id and (technique or not TECHNIQUE_TAGS & set(other.tags))
                 for text in other.examples.unsafe
             ]
-            self._models[key] = PolicyModel(policy, self._encode, self.settings.lr_c, others)
+            evidence_in = evidence_out = None
+            if not technique:
+                content = {other.id for other in self.library if not TECHNIQUE_TAGS & set(other.tags)}
+                evidence_in = self._encode_evidence([text for owner, texts in self.scope_evidence.items() if owner == policy.id for text in texts])
+                evidence_out = self._encode_evidence(
+                    [text for owner, texts in self.scope_evidence.items() if owner != policy.id and owner in content for text in texts]
+                )
+            self._models[key] = PolicyModel(policy, self._encode, self.settings.lr_c, others, evidence_in, evidence_out)
         return self._models[key]
 
     def claimed_by_rival(self, policy: Policy, vectors: np.ndarray) -> np.ndarray:
@@ -312,6 +364,7 @@ class Labeller:
             "prior_shift": settings.prior_shift,
             "scope_gate": settings.scope_gate,
             "scope_share": settings.scope_share,
+            "scope_evidence": {policy_id: len(texts) for policy_id, texts in sorted(self.scope_evidence.items())},
             "scope_gated_policies": sorted(policy_id for policy_id, model in self._models.items() if model.scope is not None),
             "llm_band": settings.llm_band if self.llm is not None else None,
             "llm": self.llm.judge.describe() if self.llm is not None else None,

@@ -50,6 +50,7 @@ from guardkit.generate.candidates import (
     document_fragment_candidates,
     injection_recombinations,
     jailbreak_recombinations,
+    scope_evidence,
 )
 from guardkit.generate.card import render_card
 from guardkit.generate.config import ALL_CORPORA, PLAN_FIELDS, GenerateConfig
@@ -340,7 +341,7 @@ class Generation:
         self.cleaner = Cleaner(config, references, protected, self.encoder.encode(protected))
         self.corpora = corpus_names(config)
         corpus = corpus_candidates(self.corpora, config.max_per_corpus, config.seed)
-        self._admit(corpus, "corpus")
+        self._admit(corpus, "corpus", as_scope_evidence=True)
         self._admit(self._recombinations(), "recombined")
         self.backend: GeneratorBackend | None = None
         if config.max_rounds > 0:
@@ -364,9 +365,12 @@ class Generation:
 
     # ---------------------------------------------------------------- admission and labelling
 
-    def _admit(self, candidates: Sequence[Candidate], what: str, into: dict[str, Admitted] | None = None) -> list[Admitted]:
+    def _admit(
+        self, candidates: Sequence[Candidate], what: str, into: dict[str, Admitted] | None = None, as_scope_evidence: bool = False
+    ) -> list[Admitted]:
         """Clean, embed and label `candidates` under every policy and keep them in `into` (default: the admitted
-        candidates); returns those admitted."""
+        candidates); returns those admitted. With `as_scope_evidence`, the cleaned texts of a category one policy of
+        the run covers are the labeller's scope evidence before any is labelled."""
         survivors = []
         for candidate in candidates:
             text = normalise_text(candidate.text)
@@ -385,6 +389,8 @@ class Generation:
                 self.cleaner.dropped[reason] += 1
             else:
                 kept.append(Admitted(candidate, text, vector, {}))
+        if as_scope_evidence:
+            self.labeller.set_scope_evidence(scope_evidence([item.candidate for item in kept], self.policies))
         self._label(kept, what)
         for item in kept:
             (self.admitted if into is None else into)[item.candidate.id] = item

@@ -46,6 +46,9 @@ def _lines(path: Path) -> list[str]:
     homepage="https://github.com/Libr-AI/do-not-answer",
     description="Do-Not-Answer questions a responsible assistant declines, by risk area (misinformation_harms "
     "also holds finance, legal and medical advice questions)",
+    # The one risk area that one shipped policy covers: information_hazard mixes personal data with
+    # organisations' secrets, malicious_uses spans every crime, misinformation_harms advice with hoaxes.
+    category_policies={"discrimination_exclusion_toxicity_hateful_offensive": "hate_harassment"},
 )
 def donotanswer(root: Path):
     for path in sorted((root / "data" / "donotanswer").glob("*.jsonl")):
@@ -63,6 +66,8 @@ def donotanswer(root: Path):
     description="Do-Not-Answer's human-chatbot interaction area: mental-health crises, self-harm, asking for "
     "therapy or diagnosis, asking the bot for its feelings or personal data; category = the first intent code "
     "(S006sh self-harm, S002med medical advice, S009 personal data, C006 anthropomorphism)",
+    # S009 asks the bot for its own personal data, which no policy's privacy rule is about.
+    category_policies={"S006sh": "self_harm", "S002med": "regulated_advice"},
 )
 def donotanswer_human_chatbot(root: Path):
     for row in _jsonl(root / "data" / "donotanswer" / f"{DNA_HUMAN_CHATBOT}.jsonl"):

@@ -108,6 +108,16 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
     registers=("chat-request", "non-english"),
     description="the attack objectives (the user-side column) of pyrit's objective and harm scorer evaluations, "
     "category = harm category",
+    # Categories one shipped policy covers; information_integrity (health hoaxes more than elections), bias
+    # (mostly benign questions about groups) and the rest straddle policies.
+    category_policies={
+        "self_harm": "self_harm",
+        "violence": "violent_crimes",
+        "privacy": "privacy_pii",
+        "sexual_content": "sexual_content",
+        "hate_speech": "hate_harassment",
+        "exploits": "nonviolent_crimes",
+    },
 )
 def scorer_objectives(root: Path):
     for folder in ("objective", "harm"):

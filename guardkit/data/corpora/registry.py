@@ -127,7 +127,8 @@ class Corpus(Source):
     eval_only: bool = False
     eval_fraction: float = DEFAULT_EVAL_FRACTION
     # (category, policy id): the shipped policy under which the corpus's texts of that category are unsafe,
-    # so that the evaluation can score them under that policy alone as well as under all of them.
+    # so that the evaluation can score them under that policy alone as well as under all of them, and the
+    # labeller's scope regressions learn from the training side which policy such a text belongs to.
     category_policies: tuple[tuple[str, str], ...] = ()
 
 
