@@ -67,7 +67,8 @@ TECHNIQUE_TAGS = frozenset({"llm-attacks"})
 OTHER_POLICIES_WEIGHT = 0.3
 # How much a corpus text of a category one policy covers (scope evidence) counts in the scope regressions: in its
 # policy's as in scope, in the other content policies' as out of scope (times OTHER_POLICIES_WEIGHT). The texts are
-# real requests, closer to what is labelled than the policies' own examples; 3 measured best of 1 and 3 (bench_labels).
+# real requests, closer to what is labelled than the policies' own examples; 3 measured better than 1 on the label audit
+# (docs/benchmarks.md).
 SCOPE_EVIDENCE_WEIGHT = 3.0
 # Cosine similarity a rule may trail the closest rule by and still be named as broken.
 RULE_MARGIN = 0.04
