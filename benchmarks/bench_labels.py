@@ -25,8 +25,8 @@ on (the components read only the policies' own examples and rule texts), under t
   policy, labelled by hand under that policy: the default labeller's precision when it says unsafe, its recall
   of the hand-unsafe rows and its balanced accuracy there, on the audit's dev and test halves (a stable draw
   per text), over all rows and over those from corpora that give no scope evidence (no sibling text of theirs
-  was fitted on; the sweeps read these). Policy-bench's rows are written to sit near one policy; these are broad red-team requests, most of
-  them out of the narrow policy's scope, which is where the labeller errs.
+  was fitted on; the sweeps read these). Policy-bench's rows are written to sit near one policy; these are broad
+  red-team requests, most of them out of the narrow policy's scope, which is where the labeller errs.
 
 Target (issue 14): mean balanced accuracy >= 0.90 at <= 20% abstention on the test half.
 
@@ -117,7 +117,7 @@ def corpus_audit(labeller: Labeller, encoder: SentenceEncoder, policies: dict, r
     return result
 
 
-def default_labeller_ba(labeller: Labeller, rows: dict, vectors: dict, policies: dict, half: str) -> float:
+def labeller_ba(labeller: Labeller, rows: dict, vectors: dict, policies: dict, half: str) -> float:
     """Mean over policies of the labeller's balanced accuracy on `half` of policy-bench (abstentions left out)."""
     accuracies = []
     for policy_id, bench in rows.items():
@@ -250,7 +250,7 @@ def main() -> int:
     def on_dev(settings: LabellerSettings, with_evidence: bool = True) -> dict[str, object]:
         chosen = Labeller(encoder, settings, library=library, scope_evidence=evidence if with_evidence else None)
         return {
-            "balanced_accuracy": default_labeller_ba(chosen, rows, bench_vectors, policies, "dev"),
+            "balanced_accuracy": labeller_ba(chosen, rows, bench_vectors, policies, "dev"),
             "cross_policy_unsafe_rate": cross_policy_rate(rows, policies, encoder, chosen, "dev"),
             "corpus_audit": corpus_audit(chosen, encoder, policies, dev_audit, evidence_corpora)["no-evidence corpora"],
         }
