@@ -212,8 +212,7 @@ def main() -> int:
         logits = labeller.component_logits(policies[policy_id], texts, vectors)
         per_policy[policy_id] = {
             "logits": logits,
-            "out_of_scope": (default_labeller.model(policies[policy_id]).in_scope(vectors) < default_labeller.settings.scope_gate)
-            | default_labeller.claimed_by_rival(policies[policy_id], vectors),
+            "out_of_scope": default_labeller.out_of_scope(policies[policy_id], vectors),
             "labels": np.array([row.label for row in bench]),
             "half": np.array([row.half for row in bench]),
         }

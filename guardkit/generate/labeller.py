@@ -270,6 +270,10 @@ class Labeller:
             self._models[key] = PolicyModel(policy, self._encode, self.settings.lr_c, others, evidence_in, evidence_out)
         return self._models[key]
 
+    def out_of_scope(self, policy: Policy, vectors: np.ndarray) -> np.ndarray:
+        """Per text, whether it is outside `policy`'s scope: below its scope gate, or claimed by a rival."""
+        return (self.model(policy).in_scope(vectors) < self.settings.scope_gate) | self.claimed_by_rival(policy, vectors)
+
     def claimed_by_rival(self, policy: Policy, vectors: np.ndarray) -> np.ndarray:
         """Per text, whether another gated content policy of the library explains it better than `policy` on both
         counts: its scope rating, times `scope_share`, exceeds this policy's, and its closest disallowed rule is
@@ -281,8 +285,10 @@ class Labeller:
             return claimed
         in_scope, closest_rule = model.in_scope(vectors), model.closest_rule(vectors)
         for other in self.library:
-            rival = self.model(other) if other.id != policy.id and not TECHNIQUE_TAGS & set(other.tags) else None
-            if rival is not None and rival.scope is not None:
+            if other.id == policy.id or TECHNIQUE_TAGS & set(other.tags):
+                continue
+            rival = self.model(other)
+            if rival.scope is not None:
                 claimed |= (in_scope < self.settings.scope_share * rival.in_scope(vectors)) & (closest_rule <= rival.closest_rule(vectors))
         return claimed
 
@@ -339,7 +345,7 @@ class Labeller:
             logits["llm"] = self._llm_logits(policy, texts, np.flatnonzero(unsure))
         total = self.combine(logits, priors)
         in_scope = model.in_scope(vectors)
-        out_of_scope = (in_scope < self.settings.scope_gate) | self.claimed_by_rival(policy, vectors)
+        out_of_scope = self.out_of_scope(policy, vectors)
         decisions = []
         for index, value in enumerate(total):
             components = {name: float(values[index]) for name, values in logits.items() if not np.isnan(values[index])}
